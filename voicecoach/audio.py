@@ -79,3 +79,19 @@ def rms_dbfs(samples: np.ndarray) -> float:
         return -120.0
     rms = float(np.sqrt(np.mean(np.square(samples.astype(np.float64)))))
     return 20 * np.log10(rms / 32768) if rms > 0 else -120.0
+
+
+def onsets(samples: np.ndarray, threshold_db: float = -40.0, min_silence: float = 0.08,
+           rate: int = RATE) -> list:
+    """Times (s) where sound starts after at least `min_silence` of quiet, to the sample.
+
+    Used to measure where speech really lands in a recording (counts on the second, silence
+    after a cut) rather than trusting the scheduler's own account.
+    """
+    level = 32768 * 10 ** (threshold_db / 20)
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > level)
+    if len(loud) == 0:
+        return []
+    gaps = np.flatnonzero(np.diff(loud) > min_silence * rate)
+    starts = np.concatenate([[loud[0]], loud[gaps + 1]])
+    return [float(s) / rate for s in starts]

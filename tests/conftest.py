@@ -1,0 +1,92 @@
+"""Shared fixtures: an isolated user (XDG dirs), the CLI as a subprocess, PulseAudio virtual devices."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture
+def user_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Dict[str, str]:
+    """A fresh user: own data, config and runtime dirs; the shared speech cache stays warm."""
+    env = dict(os.environ)
+    for name in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_RUNTIME_DIR"):
+        path = tmp_path / name.lower()
+        path.mkdir(mode=0o700)
+        env[name] = str(path)
+        monkeypatch.setenv(name, str(path))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def voicecoach(*args: str, env: Dict[str, str], timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+    """Run the real command line, as a shortcut script would."""
+    return subprocess.run([sys.executable, "-m", "voicecoach", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO, **kw)
+
+
+class Pulse:
+    """A PulseAudio server with per-test virtual speakers and microphones (null sinks)."""
+
+    def __init__(self) -> None:
+        self.modules: List[str] = []
+
+    def sink(self, prefix: str = "vc") -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        self.modules.append(pactl("load-module", "module-null-sink", f"sink_name={name}",
+                                  "rate=16000", "channels=1").strip())
+        return name
+
+    def loopback(self, source: str, sink: str, latency_ms: int = 30) -> str:
+        """Couple a source into a sink: a speaker heard by a microphone."""
+        module = pactl("load-module", "module-loopback", f"source={source}", f"sink={sink}",
+                       f"latency_msec={latency_ms}", "source_dont_move=true", "sink_dont_move=true").strip()
+        self.modules.append(module)
+        return module
+
+    def unload(self, module: str) -> None:
+        pactl("unload-module", module)
+        self.modules.remove(module)
+
+    def cleanup(self) -> None:
+        for m in reversed(self.modules):
+            subprocess.run(["pactl", "unload-module", m], capture_output=True)
+        self.modules.clear()
+
+
+def pactl(*args: str) -> str:
+    return subprocess.run(["pactl", *args], check=True, capture_output=True, text=True, timeout=20).stdout
+
+
+@pytest.fixture(scope="session")
+def pulse_server() -> Iterator[None]:
+    """Start PulseAudio (as the CI user, root included) if none is running."""
+    if shutil.which("pulseaudio") is None or shutil.which("pactl") is None:
+        pytest.fail("PulseAudio is not installed: scripts/test installs pulseaudio and pulseaudio-utils")
+    if subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
+        subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1", "--disallow-exit"], check=True,
+                       capture_output=True)
+        deadline = time.monotonic() + 15
+        while subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
+            if time.monotonic() > deadline:
+                pytest.fail("PulseAudio did not start")
+            time.sleep(0.2)
+    yield
+
+
+@pytest.fixture
+def pulse(pulse_server: None) -> Iterator[Pulse]:
+    p = Pulse()
+    yield p
+    p.cleanup()

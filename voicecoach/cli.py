@@ -1,0 +1,220 @@
+"""The `voicecoach` command: a thin layer of argument parsing over the library.
+
+Exit codes are a contract for shortcut scripts: 0 completed, 1 any other failure, 2 bad usage
+or routine, 3 stopped for safety, 4 stopped by the person, 5 a session is already running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from voicecoach import __version__
+
+EXIT_FAILURE, EXIT_USAGE, EXIT_BUSY = 1, 2, 5
+
+EPILOG = """exit codes: 0 completed, 1 failure, 2 bad usage or routine, 3 stopped for safety,
+4 stopped by the person (stop word, `voicecoach stop`, Ctrl-C), 5 a session is already running"""
+
+
+def _fail(message: str, code: int = EXIT_FAILURE) -> int:
+    print(f"voicecoach: {message}", file=sys.stderr)
+    return code
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from voicecoach.launch import RunOptions, run
+    opts = RunOptions(routine=args.routine, mic=args.mic, speaker=args.speaker, mic_file=args.mic_file,
+                      speaker_file=args.speaker_file, echo_db=args.echo_db, mic_fail_at=args.mic_fail_at,
+                      speaker_fail_at=args.speaker_fail_at, text=args.text, listen=not args.no_listen,
+                      db=args.db, voice=args.voice, rate=args.rate, volume=args.volume,
+                      timeline=args.timeline)
+    result = run(opts)
+    line = f"{result.outcome.value}: {result.rounds} round(s) done"
+    if result.word:
+        line += f"; stopped on {result.word!r} at {result.where}"
+    if result.reason:
+        line += f"; {result.reason}"
+    print(line, file=sys.stderr if args.text else sys.stdout)
+    return result.exit_code
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from voicecoach.listening import unknown_words
+    from voicecoach.routine import RoutineError, load_routine, vocabulary
+    bad = 0
+    for path in args.files:
+        try:
+            routine = load_routine(path)
+        except RoutineError as exc:
+            print(exc, file=sys.stderr)
+            bad += 1
+            continue
+        unknown = unknown_words(p for p, _, _ in vocabulary(routine))
+        if unknown:
+            print(f"{path}: listen: the recognizer does not know {', '.join(unknown)}; "
+                  "choose common English words", file=sys.stderr)
+            bad += 1
+        else:
+            print(f"{path}: ok ({routine.name})")
+    return EXIT_USAGE if bad else 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from voicecoach.history import History
+    from voicecoach.routine import builtin_routine
+    history = History(args.db)
+    try:
+        if args.csv:
+            history.export_csv(sys.stdout)
+        elif args.json:
+            history.export_json(sys.stdout)
+        else:
+            target = args.target or builtin_routine().daily_target
+            days = history.days(args.days)
+            today = days[-1][1] if days else 0
+            print(f"today: {today} of {target} rounds" + ("  (done for today)" if today >= target else ""))
+            for day, n in reversed(days[:-1]):
+                print(f"{day.isoformat()}  {n:2d} {'#' * n}{'  target met' if n >= target else ''}")
+    finally:
+        history.close()
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from voicecoach.launch import RunOptions, load, render, voice_settings
+    routine = load(args.routine)
+    opts = RunOptions(voice=args.voice, rate=args.rate, volume=args.volume)
+    clips = render(routine, voice_settings(routine, opts))
+    print(f"{len(clips)} phrases ready ({sum(c.duration for c in clips.values()):.0f} s of speech)")
+    return 0
+
+
+def cmd_voices(args: argparse.Namespace) -> int:
+    from voicecoach.speech import list_voices
+    for vid, name, langs in list_voices():
+        print(f"{vid}\t{name}\t{','.join(langs)}")
+    return 0
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    from voicecoach.launch import load, make_spotter
+    from voicecoach.listening import spot_file
+    spotter = make_spotter(load(args.routine))
+    for path in args.file or []:
+        spotter.reset()
+        for d in spot_file(path, spotter):
+            print(json.dumps({"file": path, "word": d.word, "action": d.action, "t": round(d.t, 3)}),
+                  flush=True)
+    if not args.file:
+        from voicecoach.listen_live import listen_live
+        return listen_live(spotter, args.mic, args.seconds)
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    from voicecoach.instance import stop_running
+    pid = stop_running()
+    if pid is None:
+        return _fail("no session is running")
+    print(f"stopped the session (pid {pid})")
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from voicecoach.devices import list_devices, open_pyaudio
+    pa = open_pyaudio()
+    try:
+        for d in list_devices(pa):
+            kinds = [k for k, n in (("in", d["maxInputChannels"]), ("out", d["maxOutputChannels"])) if n]
+            print(f"{d['index']:3d}  {'/'.join(kinds):6s} {int(d['defaultSampleRate']):6d} Hz  {d['name']}")
+    finally:
+        pa.terminate()
+    return 0
+
+
+def _voice_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--voice", help="speech voice id or name (see `voicecoach voices`)")
+    p.add_argument("--rate", type=int, help="speech rate, words per minute")
+    p.add_argument("--volume", type=float, help="speech volume, 0 to 1")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voicecoach", description=__doc__.splitlines()[0], epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"voicecoach {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands: Dict[str, Callable[[argparse.Namespace], int]] = {}
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        commands[name] = func
+        p = sub.add_parser(name, help=help_, description=help_, epilog=EPILOG)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("run", cmd_run, "run a stretching session (the built-in hamstring routine by default)")
+    p.add_argument("routine", nargs="?", type=Path, help="routine YAML file")
+    p.add_argument("--mic", help="microphone: device index or name (see `voicecoach devices`)")
+    p.add_argument("--speaker", help="speaker: device index or name")
+    p.add_argument("--mic-file", type=Path, help="read the microphone from this WAV (then silence)")
+    p.add_argument("--speaker-file", type=Path, help="write what the coach plays to this WAV, as fast as possible")
+    p.add_argument("--echo-db", type=float, help="with files: couple the speaker into the microphone at this level (dB)")
+    p.add_argument("--mic-fail-at", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--speaker-fail-at", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--text", action="store_true", help="print cues and counts with their times; typed lines are heard words")
+    p.add_argument("--no-listen", action="store_true", help="do not listen (voice stop is off; said at the start)")
+    p.add_argument("--db", type=Path, help="history database (default: in the user's data directory)")
+    p.add_argument("--timeline", type=Path, help="write what the coach plays and hears, with times, as JSON lines")
+    _voice_options(p)
+
+    p = add("check", cmd_check, "validate routine files (exit 2 on any error)")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+
+    p = add("history", cmd_history, "show rounds done today against the daily target, and the last days")
+    p.add_argument("--db", type=Path, help="history database")
+    p.add_argument("--days", type=int, default=7, help="how many days to show (default 7)")
+    p.add_argument("--target", type=int, help="rounds per day (default: the built-in routine's)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--csv", action="store_true", help="every completed round as CSV")
+    fmt.add_argument("--json", action="store_true", help="sessions and rounds as JSON")
+
+    p = add("render", cmd_render, "render a routine's speech into the cache ahead of time")
+    p.add_argument("routine", nargs="?", type=Path, help="routine YAML file")
+    _voice_options(p)
+
+    add("voices", cmd_voices, "list the speech voices the engine offers")
+
+    p = add("listen", cmd_listen, "run the keyword spotter alone: one JSON line per detection")
+    p.add_argument("--file", action="append", help="a WAV file to listen to (repeatable); default: the microphone")
+    p.add_argument("--routine", type=Path, help="routine whose words to listen for")
+    p.add_argument("--mic", help="microphone: device index or name")
+    p.add_argument("--seconds", type=float, help="stop listening after this long")
+
+    add("stop", cmd_stop, "stop the running session (like saying stop)")
+    add("devices", cmd_devices, "list audio input and output devices")
+    parser.set_defaults(commands=commands)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from voicecoach.devices import DeviceError
+    from voicecoach.instance import AlreadyRunning
+    from voicecoach.routine import RoutineError
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.func(args)
+    except RoutineError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except AlreadyRunning as exc:
+        return _fail(str(exc), EXIT_BUSY)
+    except (DeviceError, OSError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 4

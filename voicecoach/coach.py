@@ -1,0 +1,243 @@
+"""One loop that runs a session: session commands in, speaker frames out, heard words back in.
+
+Each turn of the loop renders 10 ms of speaker signal; the speaker's sample count is the clock.
+What is heard arrives as detections with session times, and a word the coach itself was saying
+at that moment is discounted, so the coach never stops on its own voice.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable, Dict, List, Mapping, Optional, Protocol, TextIO
+
+import numpy as np
+
+from voicecoach.audio import FRAME_SECONDS, RATE
+from voicecoach.devices import DeviceError, Microphone, MicrophoneLost, Speaker
+from voicecoach.history import Hold
+from voicecoach.playback import Player
+from voicecoach.routine import Routine
+from voicecoach.session import (Action, Command, Cut, Earcon, Ended, Event, Outcome, RoundDone,
+                                Say, Session, earcon_key)
+
+EXIT_CODES = {Outcome.COMPLETED: 0, Outcome.SAFETY: 3, Outcome.MIC_LOST: 3,
+              Outcome.STOPPED: 4, Outcome.ERROR: 1}
+"""The public contract for shortcut scripts (also 2: bad usage or routine; 5: already running)."""
+
+
+@dataclass(frozen=True)
+class Heard:
+    """A word heard, with the session times it started and ended."""
+
+    word: str
+    action: str
+    start: float
+    end: float
+    score: float = 0.0
+
+
+class Ears(Protocol):
+    def poll(self, now: float) -> List[Heard]:
+        """Words heard up to session time `now`; raises MicrophoneLost."""
+
+    def close(self) -> None: ...
+
+
+class SpotterEars:
+    """A microphone and a keyword spotter; live, spotting runs on its own thread.
+
+    In file mode (`threaded=False`) frames are spotted inline, in lockstep with the speaker,
+    so a file-backed session is exactly repeatable.
+    """
+
+    def __init__(self, mic: Microphone, spotter, threaded: bool) -> None:
+        self._mic = mic
+        self._spotter = spotter
+        self._t0: Optional[float] = None
+        self._threaded = threaded
+        self._out: "queue.Queue[object]" = queue.Queue()
+        self._now = 0.0
+        self._stop = threading.Event()
+        if threaded:
+            self._thread = threading.Thread(target=self._loop, name="listener", daemon=True)
+            self._thread.start()
+
+    def _spot(self, until: float) -> List[Heard]:
+        heard = []
+        for t, frame in self._mic.frames(until):
+            if self._t0 is None:
+                self._t0 = t
+            for d in self._spotter.process(frame):
+                heard.append(Heard(d.word, d.action, self._t0 + d.start, self._t0 + d.t, d.score))
+        return heard
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.01):
+            try:
+                for h in self._spot(self._now):
+                    self._out.put(h)
+            except MicrophoneLost as exc:
+                self._out.put(exc)
+                return
+
+    def poll(self, now: float) -> List[Heard]:
+        if not self._threaded:
+            return self._spot(now)
+        self._now = now
+        heard = []
+        while True:
+            try:
+                item = self._out.get_nowait()
+            except queue.Empty:
+                return heard
+            if isinstance(item, MicrophoneLost):
+                raise item
+            heard.append(item)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._threaded:
+            self._thread.join(timeout=2)
+        self._mic.close()
+
+
+class TypedEars:
+    """`--text` mode: each line typed on stdin is a heard phrase."""
+
+    def __init__(self, vocabulary: Mapping[str, str], stream: TextIO = sys.stdin) -> None:
+        self._vocab = vocabulary
+        self._lines: "queue.Queue[str]" = queue.Queue()
+        threading.Thread(target=self._read, args=(stream,), name="stdin", daemon=True).start()
+
+    def _read(self, stream: TextIO) -> None:
+        for line in stream:
+            self._lines.put(line.strip().lower())
+
+    def poll(self, now: float) -> List[Heard]:
+        heard = []
+        while not self._lines.empty():
+            text = self._lines.get_nowait()
+            for phrase, action in self._vocab.items():
+                if f" {phrase} " in f" {text} ":
+                    heard.append(Heard(phrase, action, now, now))
+                    break
+        return heard
+
+    def close(self) -> None:
+        pass
+
+
+class Observer(Protocol):
+    def command(self, cmd: Command, session: Session) -> None: ...
+
+    def discounted(self, heard: Heard) -> None: ...
+
+
+@dataclass
+class Result:
+    outcome: Outcome
+    word: Optional[str] = None
+    where: Optional[str] = None
+    rounds: int = 0
+    unsaved: int = 0
+    reason: Optional[str] = None
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.outcome]
+
+
+@dataclass
+class Coach:
+    """Wires a routine's rendered speech to a speaker, ears, the history and a stop flag."""
+
+    routine: Routine
+    clips: Mapping[str, object]          # text -> speech.Clip (samples, words, duration)
+    earcons: Mapping[str, np.ndarray]
+    speaker: Speaker
+    count_text: Callable[[int], str]
+    ears: Optional[Ears] = None
+    history: Optional[object] = None     # history.History
+    stop_flag: threading.Event = field(default_factory=threading.Event)
+    observer: Optional[Observer] = None
+    echo_margin: float = 0.25
+
+    def run(self) -> Result:
+        durations: Dict[str, float] = {t: c.duration for t, c in self.clips.items()}  # type: ignore[attr-defined]
+        durations.update({earcon_key(n): len(s) / RATE for n, s in self.earcons.items()})
+        self.session = Session(self.routine, durations, self.count_text, listening=self.ears is not None)
+        self.player = Player()
+        self._result = Result(Outcome.ERROR)
+        self._started = datetime.now()
+        self._session_id = self._history("start_session", self.routine.name, self._started)
+        try:
+            self._apply_all(self.session.start(0.0))
+            while not (self.session.done and not self.player.busy):
+                now = self.player.now
+                self._apply_all(self._listen(now))
+                self._apply_all(self.session.advance(now + FRAME_SECONDS))
+                self.speaker.write(self.player.frame())
+        except DeviceError as exc:
+            where = self.session.where(self.player.now)
+            self._result = Result(Outcome.ERROR, where=where, rounds=self._result.rounds, reason=str(exc))
+            self._history("end_session", self._session_id, "error", self._wall(self.player.now),
+                          None, f"{where}: {exc}")
+        return self._result
+
+    def _apply_all(self, cmds: List[Command]) -> None:
+        for cmd in cmds:
+            self._apply(cmd)
+
+    def _listen(self, now: float) -> List[Command]:
+        events: List[Event] = []
+        if self.stop_flag.is_set():
+            self.stop_flag.clear()
+            events.append(Event(Action.STOP, "stop shortcut"))
+        if self.ears is not None and not self.session.done:
+            try:
+                for h in self.ears.poll(now):
+                    if h.word in self.player.speaking(h.start, h.end, self.echo_margin):
+                        if self.observer:
+                            self.observer.discounted(h)
+                        continue
+                    events.append(Event(Action(h.action), h.word))
+            except MicrophoneLost as exc:
+                self._result.reason = str(exc)
+                events.append(Event(Action.MIC_LOST, "microphone"))
+        out: List[Command] = []
+        for e in events:
+            out += self.session.handle(e, now)
+        return out
+
+    def _apply(self, cmd: Command) -> None:
+        if self.observer:
+            self.observer.command(cmd, self.session)
+        if isinstance(cmd, Say):
+            clip = self.clips[cmd.text]
+            self.player.schedule(cmd.text, clip.samples, cmd.at, clip.words)  # type: ignore[attr-defined]
+        elif isinstance(cmd, Earcon):
+            self.player.schedule(f"earcon:{cmd.name}", self.earcons[cmd.name], cmd.at)
+        elif isinstance(cmd, Cut):
+            self.player.cut(cmd.at)
+        elif isinstance(cmd, RoundDone):
+            holds = [Hold(h.side, self._wall(h.start), h.seconds) for h in cmd.holds]
+            self._history("log_round", self._session_id, cmd.round_no, holds, self._wall(cmd.at))
+            self._result.rounds += 1
+        elif isinstance(cmd, Ended):
+            reason = self._result.reason
+            self._result = Result(cmd.outcome, cmd.word, cmd.where, self._result.rounds, reason=reason)
+            self._history("end_session", self._session_id, cmd.outcome.value, self._wall(cmd.at),
+                          cmd.word, cmd.where)
+
+    def _wall(self, t: float) -> datetime:
+        return self._started + timedelta(seconds=t)
+
+    def _history(self, method: str, *args):
+        """Write to the history if there is one; a failed write never stops the session."""
+        if self.history is None:
+            return None
+        return getattr(self.history, method)(*args)

@@ -1,0 +1,321 @@
+"""Speaker and microphone behind one narrow interface: PyAudio devices, or WAV files.
+
+The session clock is the speaker's own sample count, so counts land where the person hears
+them and nothing drifts. A file-backed pair runs the same session as fast as the machine
+allows (tests, benchmarks, trying a routine without hardware); it can also couple the
+speaker into the microphone (echo) and fail on cue, standing in for what cannot exist here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, List, Optional, Protocol, Tuple
+
+import numpy as np
+
+from voicecoach.audio import FRAME, RATE, PathLike, read_wav, resample, write_wav
+
+MIC_STALL_SECONDS = 1.0
+"""No frames from the microphone for this long means it is lost."""
+
+TimedFrame = Tuple[float, np.ndarray]
+
+
+class DeviceError(RuntimeError):
+    """A device that cannot be opened or stopped working; the message says what to do."""
+
+
+class MicrophoneLost(DeviceError):
+    """The microphone stopped delivering audio mid-session."""
+
+
+class Speaker(Protocol):
+    def write(self, frame: np.ndarray) -> None:
+        """Play one frame; blocks as long as the device needs (this paces a live session)."""
+
+    def close(self) -> None: ...
+
+
+class Microphone(Protocol):
+    def frames(self, until: float) -> List[TimedFrame]:
+        """Frames heard up to session time `until`, each with its start time; raises MicrophoneLost."""
+
+    def close(self) -> None: ...
+
+
+# -- files -------------------------------------------------------------------------------
+
+
+class FileSpeaker:
+    """Collects everything played into a WAV on the session's own timeline."""
+
+    def __init__(self, path: Optional[PathLike], fail_at: Optional[float] = None) -> None:
+        self.path = path
+        self.fail_at = fail_at
+        self._frames: List[np.ndarray] = []
+
+    @property
+    def written(self) -> int:
+        return len(self._frames)
+
+    def recent(self, index: int) -> np.ndarray:
+        """Frame number `index` as played (silence before the start)."""
+        return self._frames[index] if 0 <= index < len(self._frames) else np.zeros(FRAME, np.int16)
+
+    def write(self, frame: np.ndarray) -> None:
+        if self.fail_at is not None and len(self._frames) * FRAME >= self.fail_at * RATE:
+            raise DeviceError("speaker stopped working (simulated failure)")
+        self._frames.append(frame)
+
+    def close(self) -> None:
+        if self.path is not None:
+            write_wav(self.path, np.concatenate(self._frames) if self._frames else np.zeros(0))
+
+
+class FileMicrophone:
+    """Reads a WAV as the microphone, then silence; optionally hears the speaker too (echo)."""
+
+    def __init__(self, path: Optional[PathLike], echo_from: Optional[FileSpeaker] = None,
+                 echo_db: float = 0.0, echo_delay: float = 0.03,
+                 fail_at: Optional[float] = None) -> None:
+        self._samples = read_wav(path) if path is not None else np.zeros(0, np.int16)
+        self._echo = echo_from
+        self._echo_gain = 10 ** (echo_db / 20)
+        self._echo_delay = int(round(echo_delay * RATE / FRAME))
+        self.fail_at = fail_at
+        self._next = 0
+
+    def frames(self, until: float) -> List[TimedFrame]:
+        out = []
+        while (self._next + 1) * FRAME <= until * RATE + 1e-6:
+            t = self._next * FRAME / RATE
+            if self.fail_at is not None and t >= self.fail_at:
+                raise MicrophoneLost("microphone stopped delivering audio (simulated failure)")
+            out.append((t, self._frame(self._next)))
+            self._next += 1
+        return out
+
+    def _frame(self, i: int) -> np.ndarray:
+        f = np.zeros(FRAME, np.float32)
+        chunk = self._samples[i * FRAME:(i + 1) * FRAME]
+        f[: len(chunk)] = chunk
+        if self._echo is not None:
+            f += self._echo.recent(i - self._echo_delay) * self._echo_gain
+        return np.clip(f, -32768, 32767).astype(np.int16)
+
+    def close(self) -> None:
+        pass
+
+
+class PacedSilence:
+    """A speaker that plays nothing in real time: `--text` sessions keep the live clock."""
+
+    def __init__(self) -> None:
+        self._t0 = time.monotonic()
+        self._n = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        self._n += 1
+        delay = self._t0 + self._n * FRAME / RATE - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+    def close(self) -> None:
+        pass
+
+
+# -- PyAudio -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """PortAudio probes ALSA and JACK on start and prints dozens of lines: hide them."""
+    try:
+        fd = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(fd, 2)
+        os.close(fd)
+        os.close(devnull)
+
+
+def open_pyaudio():  # -> pyaudio.PyAudio
+    """PyAudio, or a DeviceError naming the package when PortAudio is missing."""
+    try:
+        import pyaudio
+    except ImportError as exc:
+        raise DeviceError("PortAudio/PyAudio is not installed: sudo apt-get install "
+                          f"portaudio19-dev libportaudio2, then reinstall voicecoach ({exc})") from exc
+    with _quiet_stderr():
+        return pyaudio.PyAudio()
+
+
+def list_devices(pa) -> List[dict]:
+    """Every PortAudio device with what it can do."""
+    return [pa.get_device_info_by_index(i) for i in range(pa.get_device_count())]
+
+
+def find_device(pa, spec: Optional[str], kind: str) -> Optional[int]:
+    """A device index from an index or a name substring; None = the system default.
+
+    A name that PortAudio does not list but PulseAudio/PipeWire does (a sink or source name)
+    is routed through the `pulse` device, since ALSA only shows that one device for them.
+    """
+    channels = "maxInputChannels" if kind == "input" else "maxOutputChannels"
+    devices = [d for d in list_devices(pa) if d[channels] > 0]
+    if spec is None or spec == "":
+        return None
+    if spec.isdigit():
+        if any(d["index"] == int(spec) for d in devices):
+            return int(spec)
+        raise DeviceError(f"no {kind} device number {spec}: see `voicecoach devices`")
+    for d in devices:
+        if spec.lower() in d["name"].lower():
+            return int(d["index"])
+    pulse = [d for d in devices if d["name"] == "pulse"]
+    if pulse and spec in _pulse_names(kind):
+        os.environ["PULSE_SOURCE" if kind == "input" else "PULSE_SINK"] = spec
+        return int(pulse[0]["index"])
+    raise DeviceError(f"no {kind} device named like {spec!r}: see `voicecoach devices`")
+
+
+def _pulse_names(kind: str) -> List[str]:
+    import subprocess
+    what = "sources" if kind == "input" else "sinks"
+    try:
+        out = subprocess.run(["pactl", "list", "short", what], capture_output=True, text=True,
+                             timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.split("\t")[1] for line in out.splitlines() if "\t" in line]
+
+
+def _device_rate(pa, index: Optional[int], kind: str, channels: int) -> int:
+    """16 kHz when the device takes it, else its own default rate (we resample)."""
+    import pyaudio
+    info = pa.get_device_info_by_index(index) if index is not None else (
+        pa.get_default_input_device_info() if kind == "input" else pa.get_default_output_device_info())
+    kwargs = {f"{kind}_device": index, f"{kind}_channels": channels, f"{kind}_format": pyaudio.paInt16}
+    try:
+        if pa.is_format_supported(RATE, **kwargs):
+            return RATE
+    except ValueError:
+        pass
+    return int(info["defaultSampleRate"])
+
+
+class PyAudioSpeaker:
+    """A blocking PortAudio output stream fed 10 ms at a time, so a cut is heard at once."""
+
+    def __init__(self, pa, device: Optional[str] = None) -> None:
+        import pyaudio
+        self._index = find_device(pa, device, "output")
+        try:
+            self.rate = _device_rate(pa, self._index, "output", 1)
+            with _quiet_stderr():
+                self._stream = pa.open(format=pyaudio.paInt16, channels=1, rate=self.rate, output=True,
+                                       output_device_index=self._index,
+                                       frames_per_buffer=int(FRAME * self.rate / RATE))
+        except (OSError, ValueError) as exc:
+            raise DeviceError(f"cannot open the speaker ({exc}): see `voicecoach devices`") from exc
+
+    def write(self, frame: np.ndarray) -> None:
+        if self.rate != RATE:
+            frame = resample(frame, RATE, self.rate)
+        try:
+            self._stream.write(frame.astype("<i2").tobytes())
+        except (OSError, ValueError) as exc:
+            raise DeviceError(f"the speaker stopped working ({exc})") from exc
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.stop_stream()
+            self._stream.close()
+
+
+class PyAudioMicrophone:
+    """Reads the device on its own thread into a queue; a read that fails or stalls is a loss."""
+
+    def __init__(self, pa, device: Optional[str] = None) -> None:
+        import pyaudio
+        self._index = find_device(pa, device, "input")
+        try:
+            self.rate = _device_rate(pa, self._index, "input", 1)
+            self._chunk = int(FRAME * self.rate / RATE)
+            with _quiet_stderr():
+                self._stream = pa.open(format=pyaudio.paInt16, channels=1, rate=self.rate, input=True,
+                                       input_device_index=self._index, frames_per_buffer=self._chunk)
+        except (OSError, ValueError) as exc:
+            raise DeviceError(f"no usable microphone ({exc}): plug one in, pick it with --mic "
+                              "(see `voicecoach devices`), or run with --no-listen") from exc
+        self._queue: "queue.Queue[np.ndarray]" = queue.Queue()
+        self._stop = threading.Event()
+        self._error: Optional[str] = None
+        self._last = time.monotonic()
+        self._offset: Optional[float] = None
+        self._samples = 0
+        self._thread = threading.Thread(target=self._read_loop, name="mic", daemon=True)
+        self._thread.start()
+
+    def _read_loop(self) -> None:
+        pending = np.zeros(0, np.int16)
+        while not self._stop.is_set():
+            try:
+                raw = self._stream.read(self._chunk, exception_on_overflow=False)
+            except (OSError, ValueError) as exc:
+                self._error = str(exc)
+                return
+            self._last = time.monotonic()
+            data = np.frombuffer(raw, "<i2")
+            pending = np.concatenate([pending, resample(data, self.rate, RATE) if self.rate != RATE else data])
+            while len(pending) >= FRAME:
+                self._queue.put(pending[:FRAME])
+                pending = pending[FRAME:]
+
+    def frames(self, until: float) -> List[TimedFrame]:
+        if self._error is not None:
+            raise MicrophoneLost(f"the microphone stopped working ({self._error})")
+        if time.monotonic() - self._last > MIC_STALL_SECONDS:
+            raise MicrophoneLost("the microphone stopped delivering audio")
+        out = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                out.append(self._queue.get_nowait())
+        if self._offset is None:
+            # the newest sample heard is "now": later frames keep their place in the stream
+            self._offset = until - (self._samples + len(out) * FRAME) / RATE
+        timed = []
+        for f in out:
+            timed.append((self._offset + self._samples / RATE, f))
+            self._samples += FRAME
+        return timed
+
+    def wait_ready(self, timeout: float = 5.0) -> bool:
+        """PulseAudio's plugin can take ~2 s to deliver the first frame: wait before the session."""
+        deadline = time.monotonic() + timeout
+        while self._queue.empty() and self._error is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ready = not self._queue.empty()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        self._last = time.monotonic()
+        return ready
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.stop_stream()
+            self._stream.close()

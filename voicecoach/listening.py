@@ -1,0 +1,217 @@
+"""The hearing: a streaming keyword spotter, frames in, detections out.
+
+Two stages, because one pocketsphinx KWS threshold cannot both hear "pain" every time and
+ignore "paint" or a person counting along: (1) pocketsphinx keyword search with per-word
+thresholds tuned for recall on held-back data (scripts/tune-spotter -> data/kws.json);
+(2) each candidate's buffered audio is re-decoded by a grammar where the keyword must beat
+competing words (spotting.Verifier). Both run on the caller's thread; stage 2 only on hits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Iterator, Protocol, Sequence, Union
+
+import numpy as np
+from pocketsphinx import Decoder
+
+from .audio import FRAME, RATE, read_wav
+from .spotting import Verifier, VerifierSettings, in_dictionary
+
+ACTIONS = ("safety", "stop", "pause", "resume", "repeat")
+FLUSH_SECONDS = 0.5
+RING_SECONDS = 1.5
+LOOSEST_EXPONENT, TIGHTEST_EXPONENT = -45.0, -5.0
+MODEL = {"samprate": RATE, "loglevel": "ERROR"}
+
+
+@dataclass(frozen=True)
+class Keyword:
+    """A phrase to hear and what it means; sensitivity 0..1 overrides the tuned default."""
+
+    phrase: str
+    action: str
+    sensitivity: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(f"unknown action {self.action!r}; expected one of {ACTIONS}")
+        if self.sensitivity is not None and not 0.0 <= self.sensitivity <= 1.0:
+            raise ValueError(f"sensitivity {self.sensitivity} outside 0..1")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A heard keyword; times are stream seconds since the spotter's start or reset."""
+
+    word: str
+    action: str
+    t: float
+    start: float
+    score: float
+
+
+class Spotter(Protocol):
+    """Pure object: int16 16 kHz mono frames of any length in, detections out."""
+
+    def process(self, frame: np.ndarray) -> list[Detection]: ...
+
+    def reset(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Parameters from data/kws.json: per-phrase KWS threshold exponents and stage-2 knobs."""
+
+    exponents: dict[str, float] = field(default_factory=dict)
+    default_exponent: float = -20.0
+    verifier: VerifierSettings = VerifierSettings()
+
+    @classmethod
+    def load(cls, path: Union[str, Path, None] = None) -> "Tuning":
+        """Read tuned parameters; the packaged kws.json unless a path is given."""
+        if path is None:
+            text = resources.files("voicecoach").joinpath("data/kws.json").read_text()
+        else:
+            text = Path(path).read_text()
+        data = json.loads(text)
+        return cls(
+            exponents={k: float(v) for k, v in data.get("exponents", {}).items()},
+            default_exponent=float(data.get("default_exponent", -20.0)),
+            verifier=VerifierSettings(**data.get("verifier", {})),
+        )
+
+    def exponent(self, keyword: Keyword) -> float:
+        """log10 of the KWS threshold: sensitivity maps 0..1 onto 1e-5..1e-45."""
+        if keyword.sensitivity is not None:
+            span = TIGHTEST_EXPONENT - LOOSEST_EXPONENT
+            return TIGHTEST_EXPONENT - keyword.sensitivity * span
+        return self.exponents.get(keyword.phrase, self.default_exponent)
+
+
+def default_keywords() -> list[Keyword]:
+    """The vocabulary a stretching session listens for."""
+    table = {
+        "safety": ("pain", "painful", "hurts", "numb", "numbness", "tingling", "pins and needles"),
+        "stop": ("stop",),
+        "pause": ("pause", "wait"),
+        "resume": ("resume", "continue"),
+        "repeat": ("repeat",),
+    }
+    return [Keyword(p, action) for action, phrases in table.items() for p in phrases]
+
+
+def _check_engine(engine: str) -> None:
+    if engine != "pocketsphinx":
+        raise ValueError(f"unknown engine {engine!r}; only 'pocketsphinx' is available")
+
+
+def unknown_words(phrases: Iterable[str]) -> list[str]:
+    """Words the engine cannot pronounce (a routine using them could never be heard)."""
+    decoder = Decoder(kws_threshold=1e-20, keyphrase="stop", **MODEL)
+    words = dict.fromkeys(w for p in phrases for w in p.lower().split())
+    return [w for w in words if not in_dictionary(decoder, w)]
+
+
+def _kws_decoder(keywords: Sequence[Keyword], tuning: Tuning) -> Decoder:
+    """A KWS decoder with one threshold per phrase (pocketsphinx only reads them from a file)."""
+    lines = "".join(f"{k.phrase} /1e{tuning.exponent(k):.1f}/\n" for k in keywords)
+    fd, path = tempfile.mkstemp(suffix=".kws", text=True)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(lines)
+        return Decoder(kws=path, **MODEL)
+    finally:
+        os.unlink(path)
+
+
+class PocketsphinxSpotter:
+    """Stage 1 pocketsphinx KWS + stage 2 grammar verification over a 1.5 s ring buffer."""
+
+    def __init__(self, keywords: Sequence[Keyword], tuning: Tuning, verify: bool = True) -> None:
+        missing = unknown_words(k.phrase for k in keywords)
+        if missing:
+            raise ValueError(f"not in the pocketsphinx dictionary: {', '.join(missing)}")
+        self.keywords = {k.phrase.lower(): k for k in keywords}
+        self.tuning = tuning
+        self.kws = _kws_decoder(keywords, tuning)
+        phrases = list(self.keywords)
+        self.verifier = Verifier(phrases, tuning.verifier, MODEL) if verify else None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all audio; stream time restarts at 0."""
+        if getattr(self, "_in_utt", False):
+            self.kws.end_utt()
+        self.ring = np.zeros(int(RING_SECONDS * RATE), dtype=np.int16)
+        self.pending = np.zeros(0, dtype=np.int16)
+        self.fed = 0          # samples given to the KWS decoder since reset
+        self.utt_start = 0    # sample index of the current KWS utterance's start
+        self.kws.start_utt()
+        self._in_utt = True
+
+    def process(self, frame: np.ndarray) -> list[Detection]:
+        """Feed audio of any length; decoding runs on whole 10 ms frames only, so chunking
+        never changes what is heard."""
+        data = np.concatenate([self.pending, np.asarray(frame, dtype=np.int16).ravel()])
+        usable = len(data) - len(data) % FRAME
+        self.pending = data[usable:]
+        found: list[Detection] = []
+        for i in range(0, usable, FRAME):
+            found.extend(self._step(data[i:i + FRAME]))
+        return found
+
+    def _step(self, frame: np.ndarray) -> list[Detection]:
+        self.ring = np.roll(self.ring, -len(frame))
+        self.ring[-len(frame):] = frame
+        self.kws.process_raw(frame.tobytes(), False, False)
+        self.fed += len(frame)
+        if self.kws.hyp() is None:
+            return []
+        base = self.utt_start
+        print("SEG", [(s.word, s.start_frame, s.end_frame, s.prob) for s in self.kws.seg()], self.kws.hyp().hypstr)
+        hits = [(s.word.strip(), base + s.start_frame * FRAME, base + (s.end_frame + 1) * FRAME,
+                 s.prob) for s in self.kws.seg()]
+        self.kws.end_utt()
+        self.kws.start_utt()
+        self.utt_start = self.fed
+        return [d for d in (self._confirm(*h) for h in hits) if d is not None]
+
+    def _confirm(self, word: str, start: int, end: int, prob: int) -> Detection | None:
+        """Turn a KWS hit (sample indices) into a detection if stage 2 agrees."""
+        keyword = self.keywords.get(word)
+        if keyword is None:
+            return None
+        if self.verifier is not None and not self._verified(keyword, start, end):
+            return None
+        return Detection(word, keyword.action, end / RATE, start / RATE, float(prob))
+
+    def _verified(self, keyword: Keyword, start: int, end: int) -> bool:
+        settings = self.tuning.verifier
+        lo = max(start - int(settings.pad_before * RATE), self.fed - len(self.ring), 0)
+        hi = min(end + int(settings.pad_after * RATE), self.fed)
+        n = len(self.ring)
+        segment = self.ring[n - (self.fed - lo): n - (self.fed - hi)]
+        accepted = [p for p, k in self.keywords.items() if k.action == keyword.action]
+
+        return self.verifier.confirms(segment, accepted)
+
+
+def make_spotter(keywords: Sequence[Keyword], engine: str = "pocketsphinx") -> Spotter:
+    """The tuned two-stage spotter for `keywords`."""
+    _check_engine(engine)
+    return PocketsphinxSpotter(keywords, Tuning.load())
+
+
+def spot_file(path: Union[str, Path], spotter: Spotter) -> Iterator[Detection]:
+    """Stream a WAV (any rate/channels) through `spotter` exactly as live audio, then flush."""
+    samples = read_wav(path)
+    tail = np.zeros(int(FLUSH_SECONDS * RATE), dtype=np.int16)
+    audio = np.concatenate([samples, tail])
+    for i in range(0, len(audio), FRAME):
+        yield from spotter.process(audio[i:i + FRAME])
