@@ -64,7 +64,7 @@ def test_announcement_phrases_and_vocabulary() -> None:
     said = phrases(r)
     assert said[0] == announcement(r) and len(said) == len(set(said))
     assert "Now your left side." in said and "Now your right side." in said
-    assert set(ENGINE_LINES) <= set(said) and r.safety.warning in said
+    assert set(ENGINE_LINES.values()) <= set(said) and r.safety.warning in said
     assert ("pain", "safety", 0.6) in vocabulary(r) and ("stop", "stop", None) in vocabulary(r)
     assert [action for _, action, _ in vocabulary(r)][:3] == ["safety"] * 3
 

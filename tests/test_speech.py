@@ -84,6 +84,24 @@ def test_cache_stays_under_its_bound(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_eviction_is_least_recently_used(tmp_path: Path) -> None:
+    probe = Voice(cache_dir=tmp_path / "probe")
+    probe.render("Phrase alpha.")
+    (size,) = [f.stat().st_size for f in (tmp_path / "probe").glob("*.npz")]
+    voice = Voice(cache_dir=tmp_path / "lru", max_cache_bytes=int(size * 3.5))
+    for text in ("Phrase alpha.", "Phrase bravo.", "Phrase charlie."):
+        voice.render(text)
+        time.sleep(0.01)  # distinct mtimes
+    voice.render("Phrase alpha.")  # a read makes alpha recent
+    time.sleep(0.01)
+    voice.render("Phrase delta.")  # over the bound: bravo is the oldest
+    reader = Voice(cache_dir=tmp_path / "lru")
+    reader.render("Phrase alpha.")
+    assert reader.engine is None
+    reader.render("Phrase bravo.")
+    assert reader.engine is not None
+
+
 def test_corrupt_cache_file_is_rerendered(tmp_path: Path) -> None:
     good = Voice(cache_dir=tmp_path).render("Hold it there.")
     (cached,) = tmp_path.glob("*.npz")
@@ -121,13 +139,25 @@ def test_empty_text_is_refused(voice: Voice) -> None:
         voice.render("  ")
 
 
+def _spectrum(samples: np.ndarray) -> np.ndarray:
+    """Long-term average log spectrum: a voice's timbre, robust to espeak's timing jitter."""
+    frames = np.lib.stride_tricks.sliding_window_view(samples.astype(float), 512)[::256]
+    return np.log(np.abs(np.fft.rfft(frames * np.hanning(512), axis=1)).mean(axis=0) + 1)
+
+
 def test_voices_differ(tmp_path: Path) -> None:
-    us = Voice(VoiceSettings(voice="gmw/en-us"), cache_dir=tmp_path).render("Hello there.")
-    gb = Voice(VoiceSettings(voice="gmw/en"), cache_dir=tmp_path).render("Hello there.")
-    default = Voice(cache_dir=tmp_path).render("Hello there.")
-    assert not np.array_equal(us.samples, gb.samples)
-    # the default is restored after another voice was used (espeak state is process-wide)
-    assert not np.array_equal(default.samples, us.samples)
+    def render(voice: str | None) -> np.ndarray:
+        return Voice(VoiceSettings(voice=voice), cache_dir=tmp_path).render("Hello there.").samples
+
+    us, default, gb = render("gmw/en-us"), render(None), render("gmw/en")
+
+    def distance(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.abs(_spectrum(a) - _spectrum(b)).mean())
+
+    assert distance(us, gb) > 0.18
+    # None means the engine default (gmw/en) even right after another voice was used:
+    # espeak's state is process-wide
+    assert distance(default, gb) < distance(default, us) / 2
 
 
 def test_list_voices() -> None:

@@ -201,8 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     from voicecoach.devices import DeviceError
+    from voicecoach.history import HistoryError
     from voicecoach.instance import AlreadyRunning
     from voicecoach.routine import RoutineError
+    from voicecoach.speech import SpeechEngineMissing
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -214,7 +216,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _fail(str(exc), EXIT_USAGE)
     except AlreadyRunning as exc:
         return _fail(str(exc), EXIT_BUSY)
-    except (DeviceError, OSError) as exc:
+    except (DeviceError, HistoryError, SpeechEngineMissing, OSError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return 4

@@ -18,9 +18,9 @@ import numpy as np
 
 from voicecoach.audio import FRAME_SECONDS, RATE
 from voicecoach.devices import DeviceError, Microphone, MicrophoneLost, Speaker
-from voicecoach.history import Hold
+from voicecoach.history import History, Hold
 from voicecoach.playback import Player
-from voicecoach.routine import Routine
+from voicecoach.routine import ENGINE_LINES, Routine
 from voicecoach.session import (Action, Command, Cut, Earcon, Ended, Event, Outcome, RoundDone,
                                 Say, Session, earcon_key)
 
@@ -161,7 +161,7 @@ class Coach:
     speaker: Speaker
     count_text: Callable[[int], str]
     ears: Optional[Ears] = None
-    history: Optional[object] = None     # history.History
+    history: Optional[History] = None
     stop_flag: threading.Event = field(default_factory=threading.Event)
     observer: Optional[Observer] = None
     echo_margin: float = 0.25
@@ -173,20 +173,47 @@ class Coach:
         self.player = Player()
         self._result = Result(Outcome.ERROR)
         self._started = datetime.now()
-        self._session_id = self._history("start_session", self.routine.name, self._started)
+        self._unsaved_warned = False
+        self._session_id = self._saved(self.history.start_session(self.routine.name, self._started)
+                                       if self.history else 0)
         try:
             self._apply_all(self.session.start(0.0))
             while not (self.session.done and not self.player.busy):
-                now = self.player.now
-                self._apply_all(self._listen(now))
-                self._apply_all(self.session.advance(now + FRAME_SECONDS))
-                self.speaker.write(self.player.frame())
+                self._turn()
+            if self._unsaved_warned:
+                self._say_now(ENGINE_LINES["unsaved"])
         except DeviceError as exc:
             where = self.session.where(self.player.now)
             self._result = Result(Outcome.ERROR, where=where, rounds=self._result.rounds, reason=str(exc))
-            self._history("end_session", self._session_id, "error", self._wall(self.player.now),
-                          None, f"{where}: {exc}")
+            if self.history:
+                self.history.end_session(self._session_id, "error", self._wall(self.player.now),
+                                         None, f"{where}: {exc}")
+        if self.history:
+            self._result.unsaved = self.history.pending
         return self._result
+
+    def _turn(self) -> None:
+        """One frame: what was heard, what is due, then 10 ms of sound (this paces a live session)."""
+        now = self.player.now
+        self._apply_all(self._listen(now))
+        self._apply_all(self.session.advance(now + FRAME_SECONDS))
+        self.speaker.write(self.player.frame())
+
+    def _say_now(self, text: str) -> None:
+        """A line outside the routine's timeline, played to its end (the history warning)."""
+        clip = self.clips[text]
+        self.player.schedule(text, clip.samples, self.player.now, clip.words)  # type: ignore[attr-defined]
+        while self.player.busy:
+            self.speaker.write(self.player.frame())
+
+    def _saved(self, result):
+        """A history write that failed is kept in memory by History; warn the person once."""
+        if result is None or result is False:
+            if not self._unsaved_warned:
+                print("voicecoach: warning: the history could not be saved; rounds are kept in "
+                      "memory and written when possible", file=sys.stderr)
+            self._unsaved_warned = True
+        return result
 
     def _apply_all(self, cmds: List[Command]) -> None:
         for cmd in cmds:
@@ -225,19 +252,15 @@ class Coach:
             self.player.cut(cmd.at)
         elif isinstance(cmd, RoundDone):
             holds = [Hold(h.side, self._wall(h.start), h.seconds) for h in cmd.holds]
-            self._history("log_round", self._session_id, cmd.round_no, holds, self._wall(cmd.at))
+            if self.history:
+                self._saved(self.history.log_round(self._session_id, cmd.round_no, holds, self._wall(cmd.at)))
             self._result.rounds += 1
         elif isinstance(cmd, Ended):
             reason = self._result.reason
             self._result = Result(cmd.outcome, cmd.word, cmd.where, self._result.rounds, reason=reason)
-            self._history("end_session", self._session_id, cmd.outcome.value, self._wall(cmd.at),
-                          cmd.word, cmd.where)
+            if self.history:
+                self._saved(self.history.end_session(self._session_id, cmd.outcome.value,
+                                                     self._wall(cmd.at), cmd.word, cmd.where))
 
     def _wall(self, t: float) -> datetime:
         return self._started + timedelta(seconds=t)
-
-    def _history(self, method: str, *args):
-        """Write to the history if there is one; a failed write never stops the session."""
-        if self.history is None:
-            return None
-        return getattr(self.history, method)(*args)

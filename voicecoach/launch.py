@@ -25,7 +25,7 @@ from voicecoach.devices import (DeviceError, FileMicrophone, FileSpeaker, PacedS
 from voicecoach.history import History
 from voicecoach.instance import STOP_SIGNAL, SessionLock
 from voicecoach.routine import Routine, builtin_routine, load_routine, phrases, vocabulary
-from voicecoach.session import ENGINE_LINES, Command, Earcon, Ended, RoundDone, Say, Session, State
+from voicecoach.session import Command, Earcon, Ended, RoundDone, Say, Session, State
 from voicecoach.speech import Clip, Voice, VoiceSettings, count_words, earcon
 
 COUNT_MAX_SECONDS = 0.85
@@ -66,8 +66,7 @@ def voice_settings(routine: Routine, opts: RunOptions) -> VoiceSettings:
 
 def session_phrases(routine: Routine) -> List[str]:
     """Everything a session of this routine can say, counts included."""
-    return list(dict.fromkeys(phrases(routine) + list(ENGINE_LINES.values())
-                              + count_words(routine.hold_seconds)))
+    return list(dict.fromkeys(phrases(routine) + count_words(routine.hold_seconds)))
 
 
 def render(routine: Routine, settings: VoiceSettings, cache_dir: Optional[Path] = None) -> Dict[str, object]:

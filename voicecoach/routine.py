@@ -32,14 +32,13 @@ DEFAULT_LISTEN: Dict[str, Tuple[str, ...]] = {
     "safety": ("pain", "painful", "hurts", "numb", "numbness", "tingling", "pins and needles"),
     "stop": ("stop",), "pause": ("pause", "wait"), "resume": ("resume", "continue"),
     "repeat": ("repeat",)}
-ENGINE_LINES = (
-    "Paused. Say resume to go on.",
-    "Resuming.",
-    "Session stopped.",
-    "I can no longer hear you, so I have stopped. Please check the microphone.",
-    "Voice stop is off: I am not listening.",
-    "History could not be saved.",
-)
+ENGINE_LINES: Dict[str, str] = {
+    "paused": "Paused. Say resume to go on.",
+    "resuming": "Resuming.",
+    "mic_lost": "I can no longer hear you, so I have stopped. Please check the microphone.",
+    "deaf": "Voice stop is off: I am not listening. Press your stop shortcut to stop.",
+    "unsaved": "I could not save your history. I will keep trying.",
+}
 """Fixed lines the session engine speaks, listed so speech can be prepared ahead."""
 
 _TOP = ("name", "voice", "setup", "sides", "hold_seconds", "rounds", "rest_between_sides",
@@ -182,7 +181,7 @@ def phrases(r: Routine) -> List[str]:
     """Every distinct phrase a session with this routine can say, in speaking order."""
     lines = [announcement(r), *r.setup, *(position_cue(r, side) for side in r.sides),
              r.cues.hold, r.cues.release, r.cues.rest, r.cues.complete,
-             r.safety.warning, r.safety.contact, *ENGINE_LINES]
+             r.safety.warning, r.safety.contact, *ENGINE_LINES.values()]
     return list(dict.fromkeys(line for line in lines if line))
 
 

@@ -12,21 +12,12 @@ import enum
 from dataclasses import dataclass, field
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from voicecoach.routine import Routine, announcement, position_cue
+from voicecoach.routine import ENGINE_LINES, Routine, announcement, position_cue
 
 CUE_GAP = 0.4
 """Silence after a cue before the next step, so phrases do not run together (s)."""
 HOLD_LEAD = 0.6
 """Silence between the end of the "hold" cue and count one (s)."""
-
-
-ENGINE_LINES = {
-    "paused": "Paused. Say resume to go on.",
-    "resuming": "Resuming.",
-    "mic_lost": "I can no longer hear you, so I have stopped. Please check the microphone.",
-    "deaf": "Voice stop is off: I am not listening. Press your stop shortcut to stop.",
-}
-"""Lines the engine itself speaks, whatever the routine."""
 
 
 def earcon_key(name: str) -> str:

@@ -1,9 +1,8 @@
 """Speech clips rendered offline with pyttsx3 (espeak-ng), cached on disk, plus the earcons.
 
 Everything a session says is rendered before it starts (`Voice.render_all`), so playback only
-ever copies int16 arrays: synthesis never competes with the 10 ms playback loop, and a "pain"
-interruption can cut a clip at any sample. Each clip carries estimated word times so the
-coach knows which word it is saying at each instant.
+copies int16 arrays and a "pain" interruption can cut a clip at any sample; estimated word
+times tell the coach which word it is saying at each instant.
 
 pyttsx3 facts this module is built on (measured with pyttsx3 2.99 / espeak-ng 1.51):
 - the espeak driver runs in espeak's asynchronous RETRIEVAL mode: `runAndWait()` returns
@@ -78,6 +77,7 @@ _ENGINE_LOCK = threading.Lock()
 """espeak is one process-wide instance with one callback: renders must not interleave."""
 _ENGINE: Any = None
 _DEFAULT_VOICE: Optional[str] = None
+_FINISHED = threading.Event()
 
 
 def _engine() -> Any:
@@ -95,6 +95,7 @@ def _engine() -> Any:
                 "espeak-ng is not installed: sudo apt-get install espeak-ng libespeak-ng1"
             ) from exc
         _DEFAULT_VOICE = engine.getProperty("voice")  # before anyone changes it
+        engine.connect("finished-utterance", lambda **_: _FINISHED.set())
         _ENGINE = engine
     return _ENGINE
 
@@ -171,7 +172,6 @@ class Voice:
         self.max_cache_bytes = max_cache_bytes
         self.engine: Any = None  # created on the first cache miss only: init costs time
         self._versions = _engine_versions()
-        self._done = threading.Event()
 
     def render(self, text: str, max_seconds: Optional[float] = None) -> Clip:
         """Cached. A clip longer than max_seconds is re-rendered faster, then time-compressed,
@@ -249,16 +249,14 @@ class Voice:
         if not text.strip():
             raise ValueError("cannot render empty text")
         with _ENGINE_LOCK, tempfile.TemporaryDirectory() as tmp:
-            if self.engine is None:
-                self.engine = _engine()
-                self.engine.connect("finished-utterance", lambda **_: self._done.set())
+            self.engine = self.engine or _engine()
             wav = Path(tmp) / "utterance.wav"
             _apply_settings(self.settings.voice or _DEFAULT_VOICE, rate, self.settings.volume)
-            self._done.clear()
+            _FINISHED.clear()
             with _quiet_stdout():
                 self.engine.save_to_file(text, str(wav))
                 self.engine.runAndWait()
-                finished = self._done.wait(timeout=10 + 0.2 * len(text))
+                finished = _FINISHED.wait(timeout=10 + 0.2 * len(text))
             if not finished or not wav.exists():
                 raise RuntimeError(f"pyttsx3 did not finish rendering {text!r}")
             samples = _trim(read_wav(wav))
@@ -295,16 +293,11 @@ def _frozen(samples: np.ndarray) -> np.ndarray:
 # -- signal processing ---------------------------------------------------------------------
 
 
-def _frame_levels(samples: np.ndarray) -> np.ndarray:
-    """RMS level (dBFS) of each 10 ms frame."""
+def _voiced(samples: np.ndarray) -> np.ndarray:
+    """10 ms frames within 35 dB of the loudest one and above -55 dBFS: speech, not tail."""
     n = len(samples) // FRAME
     frames = samples[: n * FRAME].astype(np.float64).reshape(n, FRAME)
-    return 20 * np.log10(np.sqrt(np.mean(frames**2, axis=1)) / 32768 + 1e-6)
-
-
-def _voiced(samples: np.ndarray) -> np.ndarray:
-    """Frames within 35 dB of the loudest one (and above -55 dBFS): speech, not breath/tail."""
-    levels = _frame_levels(samples)
+    levels = 20 * np.log10(np.sqrt(np.mean(frames**2, axis=1)) / 32768 + 1e-6)
     if len(levels) == 0:
         return np.zeros(0, dtype=bool)
     return levels > max(levels.max() - 35, -55)
@@ -443,18 +436,8 @@ EARCONS = ("start", "hold", "done", "alert")
 
 
 def earcon(name: str) -> np.ndarray:
-    """An earcon (int16, 16 kHz mono) from the package voicecoach.audio."""
+    """An earcon (int16, 16 kHz mono): package data voicecoach.earcons, the repo's audio/."""
     if name not in EARCONS:
         raise ValueError(f"unknown earcon {name!r}; expected one of {EARCONS}")
-    with importlib.resources.as_file(_earcon_dir() / f"{name}.wav") as path:
+    with importlib.resources.as_file(importlib.resources.files("voicecoach.earcons") / f"{name}.wav") as path:
         return read_wav(path)
-
-
-def _earcon_dir() -> Any:
-    """Package data of voicecoach.audio (pyproject maps it to audio/). In a source checkout
-    that name resolves to the module voicecoach/audio.py instead, which has no data: then
-    read the checkout's audio/ directory."""
-    try:
-        return importlib.resources.files("voicecoach.audio")
-    except TypeError:  # "'voicecoach.audio' is not a package"
-        return Path(__file__).resolve().parent.parent / "audio"
