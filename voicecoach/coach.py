@@ -241,8 +241,7 @@ class Coach:
         return out
 
     def _apply(self, cmd: Command) -> None:
-        if self.observer:
-            self.observer.command(cmd, self.session)
+        """Carry out one command; the observer hears of it after (a logged round is on disk)."""
         if isinstance(cmd, Say):
             clip = self.clips[cmd.text]
             self.player.schedule(cmd.text, clip.samples, cmd.at, clip.words)  # type: ignore[attr-defined]
@@ -261,6 +260,8 @@ class Coach:
             if self.history:
                 self._saved(self.history.end_session(self._session_id, cmd.outcome.value,
                                                      self._wall(cmd.at), cmd.word, cmd.where))
+        if self.observer:
+            self.observer.command(cmd, self.session)
 
     def _wall(self, t: float) -> datetime:
         return self._started + timedelta(seconds=t)

@@ -100,6 +100,7 @@ class Printer:
         if self.timeline is not None:
             record = {"type": type(cmd).__name__.lower(), **_fields(cmd)}
             self.timeline.write(json.dumps(record) + "\n")
+            self.timeline.flush()
         if self.lines is not None and isinstance(cmd, (Say, Earcon)):
             what = cmd.text if isinstance(cmd, Say) else f"[{cmd.name}]"
             print(f"{cmd.at:8.2f}  {what}", file=self.lines, flush=True)

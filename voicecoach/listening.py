@@ -26,6 +26,7 @@ from .spotting import Verifier, VerifierSettings, in_dictionary
 ACTIONS = ("safety", "stop", "pause", "resume", "repeat")
 FLUSH_SECONDS = 0.5
 RING_SECONDS = 1.5
+MAX_WORD_SECONDS = 1.2
 LOOSEST_EXPONENT, TIGHTEST_EXPONENT = -45.0, -5.0
 MODEL = {"samprate": RATE, "loglevel": "ERROR"}
 
@@ -174,7 +175,6 @@ class PocketsphinxSpotter:
         if self.kws.hyp() is None:
             return []
         base = self.utt_start
-        print("SEG", [(s.word, s.start_frame, s.end_frame, s.prob) for s in self.kws.seg()], self.kws.hyp().hypstr)
         hits = [(s.word.strip(), base + s.start_frame * FRAME, base + (s.end_frame + 1) * FRAME,
                  s.prob) for s in self.kws.seg()]
         self.kws.end_utt()
@@ -187,6 +187,8 @@ class PocketsphinxSpotter:
         keyword = self.keywords.get(word)
         if keyword is None:
             return None
+        if not 0 < end - start <= MAX_WORD_SECONDS * RATE:
+            start = max(end - int(MAX_WORD_SECONDS * RATE / 2), 0)  # KWS sometimes reports junk starts
         if self.verifier is not None and not self._verified(keyword, start, end):
             return None
         return Detection(word, keyword.action, end / RATE, start / RATE, float(prob))
@@ -195,6 +197,8 @@ class PocketsphinxSpotter:
         settings = self.tuning.verifier
         lo = max(start - int(settings.pad_before * RATE), self.fed - len(self.ring), 0)
         hi = min(end + int(settings.pad_after * RATE), self.fed)
+        if hi - lo < FRAME:
+            return False
         n = len(self.ring)
         segment = self.ring[n - (self.fed - lo): n - (self.fed - hi)]
         accepted = [p for p, k in self.keywords.items() if k.action == keyword.action]

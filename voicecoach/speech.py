@@ -15,7 +15,9 @@ pyttsx3 facts this module is built on (measured with pyttsx3 2.99 / espeak-ng 1.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import gc
 import hashlib
 import importlib.metadata
 import importlib.resources
@@ -97,7 +99,15 @@ def _engine() -> Any:
         _DEFAULT_VOICE = engine.getProperty("voice")  # before anyone changes it
         engine.connect("finished-utterance", lambda **_: _FINISHED.set())
         _ENGINE = engine
+        atexit.register(_release_engine)
     return _ENGINE
+
+
+def _release_engine() -> None:
+    """Drop the engine while modules still exist: pyttsx3's __del__ fails at interpreter exit."""
+    global _ENGINE
+    _ENGINE = None
+    gc.collect()
 
 
 @contextlib.contextmanager
