@@ -111,7 +111,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
             print(json.dumps({"file": path, "word": d.word, "action": d.action, "t": round(d.t, 3)}),
                   flush=True)
     if not args.file:
-        from voicecoach.listen_live import listen_live
+        from voicecoach.launch import listen_live
         return listen_live(spotter, args.mic, args.seconds)
     return 0
 

@@ -131,6 +131,16 @@ class TypedEars:
         pass
 
 
+def is_own_voice(phrase: str, spoken: List[str]) -> bool:
+    """True when the coach was saying this keyword (or a word built on it) at that moment.
+
+    "numb" is heard inside the coach's "numbness", "pain" inside "painful": a word that begins
+    with a keyword's word counts as saying it. Each word of a phrase must be among those spoken.
+    """
+    return all(any(w.startswith(k) or (len(w) >= 4 and k.startswith(w)) for w in spoken)
+               for k in phrase.split())
+
+
 class Observer(Protocol):
     def command(self, cmd: Command, session: Session) -> None: ...
 
@@ -227,7 +237,7 @@ class Coach:
         if self.ears is not None and not self.session.done:
             try:
                 for h in self.ears.poll(now):
-                    if h.word in self.player.speaking(h.start, h.end, self.echo_margin):
+                    if is_own_voice(h.word, self.player.speaking(h.start, h.end, self.echo_margin)):
                         if self.observer:
                             self.observer.discounted(h)
                         continue

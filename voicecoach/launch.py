@@ -190,3 +190,27 @@ def _devices(routine: Routine, opts: RunOptions, files: bool, stack: contextlib.
                               "or run with --no-listen")
         ears = SpotterEars(mic, make_spotter(routine), threaded=True)
     return PyAudioSpeaker(pa, opts.speaker), ears
+
+
+def listen_live(spotter, mic_name: Optional[str], seconds: Optional[float], out: TextIO = sys.stdout) -> int:
+    """`voicecoach listen` on the microphone: one JSON line per detection until Ctrl-C or `seconds`."""
+    import time
+    pa = open_pyaudio()
+    mic = PyAudioMicrophone(pa, mic_name)
+    flag = threading.Event()
+    try:
+        with stop_on_signals(flag):
+            if not mic.wait_ready():
+                raise DeviceError("the microphone delivers no audio: check it with `voicecoach doctor`")
+            deadline = time.monotonic() + seconds if seconds else None
+            while not flag.is_set() and (deadline is None or time.monotonic() < deadline):
+                for _, frame in mic.frames(time.monotonic()):
+                    for d in spotter.process(frame):
+                        out.write(json.dumps({"file": None, "word": d.word, "action": d.action,
+                                              "t": round(d.t, 3), "score": round(d.score, 2)}) + "\n")
+                        out.flush()
+                time.sleep(0.01)
+    finally:
+        mic.close()
+        pa.terminate()
+    return 0
