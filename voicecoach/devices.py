@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -22,6 +23,9 @@ from voicecoach.audio import FRAME, RATE, PathLike, read_wav, resample, write_wa
 
 MIC_STALL_SECONDS = 1.0
 """No frames from the microphone for this long means it is lost."""
+
+SOURCE_CHECK_SECONDS = 0.5
+"""How often a microphone read through PulseAudio checks that its source still exists."""
 
 TimedFrame = Tuple[float, np.ndarray]
 
@@ -190,15 +194,32 @@ def find_device(pa, spec: Optional[str], kind: str) -> Optional[int]:
     raise DeviceError(f"no {kind} device named like {spec!r}: see `voicecoach devices`")
 
 
-def _pulse_names(kind: str) -> List[str]:
-    import subprocess
-    what = "sources" if kind == "input" else "sinks"
+def _pactl(*args: str) -> Optional[str]:
+    """pactl's output, or None where there is no PulseAudio/PipeWire server to ask."""
     try:
-        out = subprocess.run(["pactl", "list", "short", what], capture_output=True, text=True,
-                             timeout=5).stdout
+        done = subprocess.run(["pactl", *args], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
-        return []
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def _pulse_names(kind: str) -> List[str]:
+    out = _pactl("list", "short", "sources" if kind == "input" else "sinks") or ""
     return [line.split("\t")[1] for line in out.splitlines() if "\t" in line]
+
+
+def pulse_source(index: Optional[int], pa) -> Optional[str]:
+    """The PulseAudio source a microphone stream will read, when it goes through PulseAudio.
+
+    PulseAudio silently moves a stream whose source vanished (a USB mic unplugged) to another
+    source, often the speaker's monitor: the coach would hear itself and not the person. So
+    the microphone watches that its source still exists.
+    """
+    name = pa.get_device_info_by_index(index)["name"] if index is not None else "default"
+    if name not in ("pulse", "default"):
+        return None
+    chosen = os.environ.get("PULSE_SOURCE") or (_pactl("get-default-source") or "").strip()
+    return chosen or None
 
 
 def _device_rate(pa, index: Optional[int], kind: str, channels: int) -> int:
@@ -259,6 +280,7 @@ class PyAudioMicrophone:
         except (OSError, ValueError) as exc:
             raise DeviceError(f"no usable microphone ({exc}): plug one in, pick it with --mic "
                               "(see `voicecoach devices`), or run with --no-listen") from exc
+        self._source = pulse_source(self._index, pa)
         self._queue: "queue.Queue[np.ndarray]" = queue.Queue()
         self._stop = threading.Event()
         self._error: Optional[str] = None
@@ -270,6 +292,7 @@ class PyAudioMicrophone:
 
     def _read_loop(self) -> None:
         pending = np.zeros(0, np.int16)
+        checked = time.monotonic()
         while not self._stop.is_set():
             try:
                 raw = self._stream.read(self._chunk, exception_on_overflow=False)
@@ -277,6 +300,11 @@ class PyAudioMicrophone:
                 self._error = str(exc)
                 return
             self._last = time.monotonic()
+            if self._source and self._last - checked > SOURCE_CHECK_SECONDS:
+                checked = self._last
+                if self._source not in _pulse_names("input"):
+                    self._error = f"the audio source {self._source} went away"
+                    return
             data = np.frombuffer(raw, "<i2")
             pending = np.concatenate([pending, resample(data, self.rate, RATE) if self.rate != RATE else data])
             while len(pending) >= FRAME:

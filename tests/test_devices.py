@@ -1,0 +1,123 @@
+"""Speaker and microphone: file-backed ones (any WAV format, echo, failure on cue) and PyAudio
+ones on PulseAudio virtual devices."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import wave
+
+import numpy as np
+import pytest
+
+from voicecoach.audio import FRAME, RATE, read_wav, resample, rms_dbfs, write_wav
+from voicecoach.devices import (DeviceError, FileMicrophone, FileSpeaker, MicrophoneLost,
+                                PyAudioMicrophone, PyAudioSpeaker, find_device, open_pyaudio)
+
+TONE = (10000 * np.sin(np.arange(RATE) * 2 * np.pi * 440 / RATE)).astype(np.int16)
+
+
+def write_raw(path, samples: np.ndarray, rate: int, channels: int) -> None:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.repeat(samples, channels).astype("<i2").tobytes())
+
+
+@pytest.mark.parametrize("rate,channels", [(8000, 1), (16000, 1), (44100, 2), (48000, 2)])
+def test_file_microphone_reads_any_rate_and_channels_then_silence(tmp_path, rate, channels):
+    path = tmp_path / "in.wav"
+    write_raw(path, resample(TONE, RATE, rate), rate, channels)
+    mic = FileMicrophone(path)
+    frames = mic.frames(1.5)
+    assert len(frames) == 150 and all(len(f) == FRAME for _, f in frames)
+    assert [t for t, _ in frames[:3]] == pytest.approx([0.0, 0.01, 0.02])
+    audio = np.concatenate([f for _, f in frames])
+    assert rms_dbfs(audio[: RATE - 400]) > -15                  # the tone, at its level
+    assert np.all(audio[RATE + 200:] == 0)                       # then silence
+    assert mic.frames(1.5) == []                                 # nothing twice
+
+
+def test_file_microphone_hears_the_speaker_when_coupled():
+    spk = FileSpeaker(None)
+    mic = FileMicrophone(None, echo_from=spk, echo_db=-6.0, echo_delay=0.03)
+    for i in range(50):
+        spk.write(TONE[i * FRAME:(i + 1) * FRAME])
+    heard = np.concatenate([f for _, f in mic.frames(0.5)])
+    assert np.all(heard[:3 * FRAME] == 0)                        # 30 ms of delay
+    expected = (TONE[: 47 * FRAME].astype(np.float32) * 10 ** (-6 / 20))
+    assert np.allclose(heard[3 * FRAME:], expected, atol=1)
+
+
+def test_file_devices_fail_on_cue(tmp_path):
+    mic = FileMicrophone(None, fail_at=0.2)
+    assert len(mic.frames(0.2)) == 20
+    with pytest.raises(MicrophoneLost):
+        mic.frames(0.3)
+    spk = FileSpeaker(tmp_path / "out.wav", fail_at=0.1)
+    for _ in range(10):
+        spk.write(np.zeros(FRAME, np.int16))
+    with pytest.raises(DeviceError):
+        spk.write(np.zeros(FRAME, np.int16))
+    spk.close()
+    assert len(read_wav(tmp_path / "out.wav")) == 10 * FRAME
+
+
+@pytest.mark.pulse
+def test_pyaudio_speaker_into_pyaudio_microphone_on_virtual_devices(pulse):
+    """A real PortAudio stream out to a virtual speaker, read back through its monitor."""
+    sink = pulse.sink()
+    pa = open_pyaudio()
+    try:
+        mic = PyAudioMicrophone(pa, f"{sink}.monitor")
+        assert mic.wait_ready()
+        spk = PyAudioSpeaker(pa, sink)
+        t0 = time.monotonic()
+        for i in range(100):
+            spk.write(TONE[i * FRAME:(i + 1) * FRAME])
+        for _ in range(30):
+            spk.write(np.zeros(FRAME, np.int16))
+        elapsed = time.monotonic() - t0
+        time.sleep(0.2)
+        heard = np.concatenate([f for _, f in mic.frames(time.monotonic())])
+        spk.close()
+        mic.close()
+    finally:
+        pa.terminate()
+    assert elapsed > 1.0                                          # writes are paced by the device
+    assert rms_dbfs(heard) > -30                                  # and the tone came through
+
+
+@pytest.mark.pulse
+def test_devices_by_name_and_clear_errors(pulse):
+    sink = pulse.sink()
+    pa = open_pyaudio()
+    try:
+        assert find_device(pa, None, "output") is None
+        assert find_device(pa, sink, "output") is not None        # routed through PulseAudio
+        with pytest.raises(DeviceError, match="voicecoach devices"):
+            find_device(pa, "no-such-device-xyz", "input")
+        with pytest.raises(DeviceError):
+            find_device(pa, "999", "output")
+    finally:
+        pa.terminate()
+
+
+@pytest.mark.pulse
+def test_microphone_lost_when_its_device_goes_away(pulse):
+    sink = pulse.sink()
+    module = pulse.modules[-1]
+    pa = open_pyaudio()
+    try:
+        mic = PyAudioMicrophone(pa, f"{sink}.monitor")
+        assert mic.wait_ready()
+        pulse.unload(module)
+        deadline = time.monotonic() + 10
+        with pytest.raises(MicrophoneLost):
+            while time.monotonic() < deadline:
+                mic.frames(time.monotonic())
+                time.sleep(0.05)
+        mic.close()
+    finally:
+        pa.terminate()
