@@ -8,11 +8,12 @@ at that moment is discounted, so the coach never stops on its own voice.
 from __future__ import annotations
 
 import queue
+from collections import deque
 import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Dict, List, Mapping, Optional, Protocol, TextIO
+from typing import Callable, Deque, Dict, List, Mapping, Optional, Protocol, TextIO
 
 import numpy as np
 
@@ -23,6 +24,11 @@ from voicecoach.playback import Player
 from voicecoach.routine import ENGINE_LINES, Routine
 from voicecoach.session import (Action, Command, Cut, Earcon, Ended, Event, Outcome, RoundDone,
                                 Say, Session, earcon_key)
+
+MAP_FRAMES = 1000
+"""How many recent frames' session times the listener keeps (10 s: longer than any word)."""
+CATCH_UP_FRAMES = 3
+"""A loop this many frames behind the wall clock drops sound to catch up (less is jitter)."""
 
 EXIT_CODES = {Outcome.COMPLETED: 0, Outcome.SAFETY: 3, Outcome.MIC_LOST: 3,
               Outcome.STOPPED: 4, Outcome.ERROR: 1}
@@ -57,7 +63,8 @@ class SpotterEars:
     def __init__(self, mic: Microphone, spotter, threaded: bool) -> None:
         self._mic = mic
         self._spotter = spotter
-        self._t0: Optional[float] = None
+        self._fed = 0
+        self._times: Deque[float] = deque(maxlen=MAP_FRAMES)   # session time of recent frames
         self._threaded = threaded
         self._out: "queue.Queue[object]" = queue.Queue()
         self._now = 0.0
@@ -69,11 +76,19 @@ class SpotterEars:
     def _spot(self, until: float) -> List[Heard]:
         heard = []
         for t, frame in self._mic.frames(until):
-            if self._t0 is None:
-                self._t0 = t
+            self._times.append(t)
+            self._fed += 1
             for d in self._spotter.process(frame):
-                heard.append(Heard(d.word, d.action, self._t0 + d.start, self._t0 + d.t, d.score))
+                heard.append(Heard(d.word, d.action, self._session_time(d.start),
+                                   self._session_time(d.t), d.score))
         return heard
+
+    def _session_time(self, stream_t: float) -> float:
+        """The spotter counts time in frames fed; map it through each frame's own session time,
+        since a live microphone's frames need not be contiguous in session time."""
+        index = int(stream_t / FRAME_SECONDS)
+        back = min(max(self._fed - 1 - index, 0), len(self._times) - 1)
+        return self._times[-1 - back] + (stream_t - index * FRAME_SECONDS)
 
     def _loop(self) -> None:
         while not self._stop.wait(0.01):
@@ -190,7 +205,7 @@ class Coach:
             self._apply_all(self.session.start(0.0))
             while not (self.session.done and not self.player.busy):
                 self._turn()
-            if self._unsaved_warned:
+            if self._unsaved_warned and self.history is not None and self.history.pending:
                 self._say_now(ENGINE_LINES["unsaved"])
         except DeviceError as exc:
             where = self.session.where(self.player.now)
@@ -203,11 +218,17 @@ class Coach:
         return self._result
 
     def _turn(self) -> None:
-        """One frame: what was heard, what is due, then 10 ms of sound (this paces a live session)."""
-        now = self.player.now
-        self._apply_all(self._listen(now))
-        self._apply_all(self.session.advance(now + FRAME_SECONDS))
-        self.speaker.write(self.player.frame())
+        """One frame: what was heard, what is due, then 10 ms of sound (this paces a live session).
+
+        If the loop stalled (a loaded machine), the frames the wall clock has passed are dropped
+        rather than played late: the next count still comes on its second.
+        """
+        self._apply_all(self._listen(self.player.now))
+        late = int(self.speaker.behind(self.player.now) / FRAME_SECONDS) - CATCH_UP_FRAMES
+        for _ in range(max(late, 0) + 1):
+            self._apply_all(self.session.advance(self.player.now + FRAME_SECONDS))
+            frame = self.player.frame()
+        self.speaker.write(frame)
 
     def _say_now(self, text: str) -> None:
         """A line outside the routine's timeline, played to its end (the history warning)."""

@@ -14,7 +14,6 @@ import queue
 import subprocess
 import threading
 import time
-from pathlib import Path
 from typing import Iterator, List, Optional, Protocol, Tuple
 
 import numpy as np
@@ -42,6 +41,10 @@ class Speaker(Protocol):
     def write(self, frame: np.ndarray) -> None:
         """Play one frame; blocks as long as the device needs (this paces a live session)."""
 
+    def behind(self, now: float) -> float:
+        """How far real time has run ahead of session time `now` (s): a stalled loop catches
+        up by dropping that much sound, so counts stay on the second of the wall clock."""
+
     def close(self) -> None: ...
 
 
@@ -66,6 +69,9 @@ class FileSpeaker:
     @property
     def written(self) -> int:
         return len(self._frames)
+
+    def behind(self, now: float) -> float:
+        return 0.0   # file time is session time
 
     def recent(self, index: int) -> np.ndarray:
         """Frame number `index` as played (silence before the start)."""
@@ -116,16 +122,27 @@ class FileMicrophone:
         pass
 
 
-class PacedSilence:
+class WallClock:
+    """Session time 0 is the first write; `behind` compares session time with the wall clock."""
+
+    _t0: Optional[float] = None
+    _now = 0.0
+
+    def _started(self) -> float:
+        if self._t0 is None:
+            self._t0 = time.monotonic()
+        return self._t0
+
+    def behind(self, now: float) -> float:
+        self._now = now
+        return 0.0 if self._t0 is None else time.monotonic() - self._t0 - now
+
+
+class PacedSilence(WallClock):
     """A speaker that plays nothing in real time: `--text` sessions keep the live clock."""
 
-    def __init__(self) -> None:
-        self._t0 = time.monotonic()
-        self._n = 0
-
     def write(self, frame: np.ndarray) -> None:
-        self._n += 1
-        delay = self._t0 + self._n * FRAME / RATE - time.monotonic()
+        delay = self._started() + self._now + FRAME / RATE - time.monotonic()
         if delay > 0:
             time.sleep(delay)
 
@@ -222,6 +239,18 @@ def pulse_source(index: Optional[int], pa) -> Optional[str]:
     return chosen or None
 
 
+def pulse_sink(index: Optional[int], pa) -> Optional[str]:
+    """The PulseAudio sink a speaker stream plays to, when it goes through PulseAudio.
+
+    Like a source, a vanished sink has its streams moved silently to another sink: the coach
+    would go on counting into a device the person cannot hear. So the speaker watches it."""
+    name = pa.get_device_info_by_index(index)["name"] if index is not None else "default"
+    if name not in ("pulse", "default"):
+        return None
+    chosen = os.environ.get("PULSE_SINK") or (_pactl("get-default-sink") or "").strip()
+    return chosen or None
+
+
 def _device_rate(pa, index: Optional[int], kind: str, channels: int) -> int:
     """16 kHz when the device takes it, else its own default rate (we resample)."""
     import pyaudio
@@ -236,7 +265,7 @@ def _device_rate(pa, index: Optional[int], kind: str, channels: int) -> int:
     return int(info["defaultSampleRate"])
 
 
-class PyAudioSpeaker:
+class PyAudioSpeaker(WallClock):
     """A blocking PortAudio output stream fed 10 ms at a time, so a cut is heard at once."""
 
     def __init__(self, pa, device: Optional[str] = None) -> None:
@@ -250,16 +279,36 @@ class PyAudioSpeaker:
                                        frames_per_buffer=int(FRAME * self.rate / RATE))
         except (OSError, ValueError) as exc:
             raise DeviceError(f"cannot open the speaker ({exc}): see `voicecoach devices`") from exc
+        self._sink = pulse_sink(self._index, pa)
+        self._gone: Optional[str] = None
+        self._stop = threading.Event()
+        self._watcher: Optional[threading.Thread] = None
+        if self._sink:  # checked off the audio path: pactl takes longer than a frame
+            self._watcher = threading.Thread(target=self._watch, name="speaker-watch", daemon=True)
+            self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(SOURCE_CHECK_SECONDS):
+            names = _pulse_names("output")
+            if names and self._sink not in names:
+                self._gone = f"the audio device {self._sink} went away"
+                return
 
     def write(self, frame: np.ndarray) -> None:
+        if self._gone is not None:
+            raise DeviceError(f"the speaker stopped working ({self._gone})")
         if self.rate != RATE:
             frame = resample(frame, RATE, self.rate)
+        self._started()
         try:
             self._stream.write(frame.astype("<i2").tobytes())
         except (OSError, ValueError) as exc:
             raise DeviceError(f"the speaker stopped working ({exc})") from exc
 
     def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=2)
         with contextlib.suppress(OSError, ValueError):
             self._stream.stop_stream()
             self._stream.close()
@@ -281,12 +330,10 @@ class PyAudioMicrophone:
             raise DeviceError(f"no usable microphone ({exc}): plug one in, pick it with --mic "
                               "(see `voicecoach devices`), or run with --no-listen") from exc
         self._source = pulse_source(self._index, pa)
-        self._queue: "queue.Queue[np.ndarray]" = queue.Queue()
+        self._queue: "queue.Queue[Tuple[float, np.ndarray]]" = queue.Queue()
         self._stop = threading.Event()
         self._error: Optional[str] = None
         self._last = time.monotonic()
-        self._offset: Optional[float] = None
-        self._samples = 0
         self._thread = threading.Thread(target=self._read_loop, name="mic", daemon=True)
         self._thread.start()
 
@@ -307,8 +354,8 @@ class PyAudioMicrophone:
                     return
             data = np.frombuffer(raw, "<i2")
             pending = np.concatenate([pending, resample(data, self.rate, RATE) if self.rate != RATE else data])
-            while len(pending) >= FRAME:
-                self._queue.put(pending[:FRAME])
+            while len(pending) >= FRAME:   # stamped with when it was heard: the newest sample is now
+                self._queue.put((self._last - len(pending) / RATE, pending[:FRAME]))
                 pending = pending[FRAME:]
 
     def frames(self, until: float) -> List[TimedFrame]:
@@ -316,17 +363,11 @@ class PyAudioMicrophone:
             raise MicrophoneLost(f"the microphone stopped working ({self._error})")
         if time.monotonic() - self._last > MIC_STALL_SECONDS:
             raise MicrophoneLost("the microphone stopped delivering audio")
-        out = []
+        now, timed = time.monotonic(), []
         with contextlib.suppress(queue.Empty):
-            while True:
-                out.append(self._queue.get_nowait())
-        if self._offset is None:
-            # the newest sample heard is "now": later frames keep their place in the stream
-            self._offset = until - (self._samples + len(out) * FRAME) / RATE
-        timed = []
-        for f in out:
-            timed.append((self._offset + self._samples / RATE, f))
-            self._samples += FRAME
+            while True:   # session time of a frame: `until` is now, less the frame's age
+                heard, frame = self._queue.get_nowait()
+                timed.append((until - (now - heard), frame))
         return timed
 
     def wait_ready(self, timeout: float = 5.0) -> bool:
