@@ -85,6 +85,22 @@ def pulse_server() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(scope="session")
+def pulse_address(pulse_server: None) -> str:
+    """The server's socket, read before any test moves XDG_RUNTIME_DIR, where libpulse looks."""
+    info = pactl("info")
+    server = next(line.split(":", 1)[1].strip() for line in info.splitlines()
+                  if line.startswith("Server String:"))
+    return server if server.startswith(("unix:", "tcp:")) else f"unix:{server}"
+
+
+@pytest.fixture
+def pulse_env(pulse_address: str, user_env: Dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Dict[str, str]:
+    """The isolated user, still reaching PulseAudio: for the CLI, and for pactl in this process."""
+    monkeypatch.setenv("PULSE_SERVER", pulse_address)
+    return {**user_env, "PULSE_SERVER": pulse_address}
+
+
 @pytest.fixture
 def pulse(pulse_server: None) -> Iterator[Pulse]:
     p = Pulse()

@@ -3,14 +3,13 @@ ones on PulseAudio virtual devices."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 import wave
 
 import numpy as np
 import pytest
 
-from voicecoach.audio import FRAME, RATE, read_wav, resample, rms_dbfs, write_wav
+from voicecoach.audio import FRAME, RATE, read_wav, resample, rms_dbfs
 from voicecoach.devices import (DeviceError, FileMicrophone, FileSpeaker, MicrophoneLost,
                                 PyAudioMicrophone, PyAudioSpeaker, find_device, open_pyaudio)
 

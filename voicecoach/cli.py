@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -27,12 +26,16 @@ def _fail(message: str, code: int = EXIT_FAILURE) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from voicecoach.config import load_config, pick
     from voicecoach.launch import RunOptions, run
-    opts = RunOptions(routine=args.routine, mic=args.mic, speaker=args.speaker, mic_file=args.mic_file,
+    cfg = load_config()  # command line > config file > defaults
+    opts = RunOptions(routine=pick(args.routine, cfg.routine), mic=pick(args.mic, cfg.mic),
+                      speaker=pick(args.speaker, cfg.speaker), mic_file=args.mic_file,
                       speaker_file=args.speaker_file, echo_db=args.echo_db, mic_fail_at=args.mic_fail_at,
-                      speaker_fail_at=args.speaker_fail_at, text=args.text, listen=not args.no_listen,
-                      db=args.db, voice=args.voice, rate=args.rate, volume=args.volume,
-                      timeline=args.timeline)
+                      speaker_fail_at=args.speaker_fail_at, text=args.text,
+                      listen=pick(args.listen, cfg.listen) is not False, db=pick(args.db, cfg.db),
+                      voice=pick(args.voice, cfg.voice), rate=pick(args.rate, cfg.rate),
+                      volume=pick(args.volume, cfg.volume), timeline=args.timeline)
     result = run(opts)
     line = f"{result.outcome.value}: {result.rounds} round(s) done"
     if result.word:
@@ -40,6 +43,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.reason:
         line += f"; {result.reason}"
     print(line, file=sys.stderr if args.text else sys.stdout)
+    if result.unsaved:
+        print(f"voicecoach: warning: {result.unsaved} history record(s) of this session could not "
+              "be saved; its rounds are not in the history", file=sys.stderr)
     return result.exit_code
 
 
@@ -86,9 +92,12 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from voicecoach.config import load_config, pick
     from voicecoach.launch import RunOptions, load, render, voice_settings
-    routine = load(args.routine)
-    opts = RunOptions(voice=args.voice, rate=args.rate, volume=args.volume)
+    cfg = load_config()
+    routine = load(pick(args.routine, cfg.routine))
+    opts = RunOptions(voice=pick(args.voice, cfg.voice), rate=pick(args.rate, cfg.rate),
+                      volume=pick(args.volume, cfg.volume))
     clips = render(routine, voice_settings(routine, opts))
     print(f"{len(clips)} phrases ready ({sum(c.duration for c in clips.values()):.0f} s of speech)")
     return 0
@@ -102,9 +111,11 @@ def cmd_voices(args: argparse.Namespace) -> int:
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
+    from voicecoach.config import load_config
     from voicecoach.launch import load, make_spotter
     from voicecoach.listening import spot_file
-    spotter = make_spotter(load(args.routine))
+    cfg = load_config()
+    spotter = make_spotter(load(args.routine or cfg.routine))
     for path in args.file or []:
         spotter.reset()
         for d in spot_file(path, spotter):
@@ -112,7 +123,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
                   flush=True)
     if not args.file:
         from voicecoach.launch import listen_live
-        return listen_live(spotter, args.mic, args.seconds)
+        return listen_live(spotter, args.mic or cfg.mic, args.seconds)
     return 0
 
 
@@ -126,15 +137,40 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
-    from voicecoach.devices import list_devices, open_pyaudio
-    pa = open_pyaudio()
-    try:
-        for d in list_devices(pa):
-            kinds = [k for k, n in (("in", d["maxInputChannels"]), ("out", d["maxOutputChannels"])) if n]
-            print(f"{d['index']:3d}  {'/'.join(kinds):6s} {int(d['defaultSampleRate']):6d} Hz  {d['name']}")
-    finally:
-        pa.terminate()
+    from voicecoach.doctor import print_devices
+    return print_devices()
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from voicecoach.config import load_config, pick
+    from voicecoach.doctor import doctor
+    cfg = load_config()
+    return doctor(pick(args.mic, cfg.mic), pick(args.speaker, cfg.speaker), args.seconds, args.word, cfg.voice)
+
+
+def cmd_remind(args: argparse.Namespace) -> int:
+    from voicecoach import remind
+    from voicecoach.config import load_config, pick
+    from voicecoach.launch import load
+    if args.install or args.remove:
+        lines = remind.install(args.at or remind.DEFAULT_TIMES) if args.install else remind.remove()
+        print("\n".join(lines))
+        return 0
+    cfg = load_config()
+    routine = load(cfg.routine)
+    print(remind.remind_now(routine, remind.today_done(pick(args.db, cfg.db)), pick(args.speaker, cfg.speaker),
+                            args.speaker_file, cfg.voice, cfg.rate, cfg.volume))
     return 0
+
+
+def cmd_button(args: argparse.Namespace) -> int:
+    from voicecoach.button import serve
+    return serve(args.pin)
+
+
+def _clock_time(text: str) -> str:
+    from voicecoach.remind import clock_time
+    return clock_time(text)
 
 
 def _voice_options(p: argparse.ArgumentParser) -> None:
@@ -165,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mic-fail-at", type=float, help=argparse.SUPPRESS)
     p.add_argument("--speaker-fail-at", type=float, help=argparse.SUPPRESS)
     p.add_argument("--text", action="store_true", help="print cues and counts with their times; typed lines are heard words")
-    p.add_argument("--no-listen", action="store_true", help="do not listen (voice stop is off; said at the start)")
+    p.add_argument("--listen", action=argparse.BooleanOptionalAction, default=None,
+                   help="listen for stop words (default); --no-listen: voice stop is off, said at the start")
     p.add_argument("--db", type=Path, help="history database (default: in the user's data directory)")
     p.add_argument("--timeline", type=Path, help="write what the coach plays and hears, with times, as JSON lines")
     _voice_options(p)
@@ -194,7 +231,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, help="stop listening after this long")
 
     add("stop", cmd_stop, "stop the running session (like saying stop)")
-    add("devices", cmd_devices, "list audio input and output devices")
+    add("devices", cmd_devices, "list audio input and output devices, with the names --mic/--speaker take")
+
+    p = add("doctor", cmd_doctor, "check speech, speaker, microphone and hearing; exit 1 if anything fails")
+    p.add_argument("--mic", help="microphone: device index or name (default: config file, then system)")
+    p.add_argument("--speaker", help="speaker: device index or name (default: config file, then system)")
+    p.add_argument("--seconds", type=float, default=5.0, help="how long to measure and to listen (default 5)")
+    p.add_argument("--word", default="pain", help="the word to say in the hearing test (default pain)")
+
+    p = add("remind", cmd_remind, "spoken reminders toward the daily target, from systemd user timers")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--now", action="store_true", help="speak the reminder now (silent once today's target is met)")
+    what.add_argument("--install", action="store_true", help="install the reminder timer (times: --at)")
+    what.add_argument("--remove", action="store_true", help="remove the reminder timer")
+    p.add_argument("--at", action="append", type=_clock_time, metavar="HH:MM",
+                   help="with --install: a reminder time, repeatable (default 09:00, 13:00, 18:00)")
+    p.add_argument("--speaker", help="speaker: device index or name")
+    p.add_argument("--speaker-file", type=Path, help="write the reminder to this WAV instead of playing it")
+    p.add_argument("--db", type=Path, help="history database")
+
+    p = add("button", cmd_button, "start and stop sessions with a GPIO push button (needs gpiozero)")
+    p.add_argument("--pin", type=int, default=17, help="GPIO pin, BCM numbering (default 17)")
     parser.set_defaults(commands=commands)
     return parser
 

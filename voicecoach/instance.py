@@ -47,8 +47,11 @@ class SessionLock:
             if exc.errno in (errno.EAGAIN, errno.EACCES):
                 raise AlreadyRunning(running_pid(self.path.parent)) from None
             raise
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass  # a full disk must not refuse the session: the lock holds without the pid
         self._fd = fd
         return self
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import signal
 import sys
 import threading
@@ -107,7 +108,10 @@ class Printer:
         if self.lines is not None and isinstance(cmd, (RoundDone, Ended)):
             print(f"{cmd.at:8.2f}  # {_describe(cmd)}", file=self.lines, flush=True)
         if self.status is not None and isinstance(cmd, Say):
-            self.status.write(f"\r\033[K{session.where(cmd.at)}: {cmd.text[:60]}")
+            where = session.where(cmd.at)
+            if session.state is State.HOLD and ", second " in where:  # the countdown: "second 3 of 10"
+                where += f" of {session.routine.hold_seconds}"
+            self.status.write("\r\033[K" + _fit(f"{where}: {cmd.text}", self.status))
             self.status.flush()
         if self.status is not None and isinstance(cmd, Ended):
             self.status.write("\r\033[K")
@@ -116,6 +120,15 @@ class Printer:
         if self.timeline is not None:
             self.timeline.write(json.dumps({"type": "discounted", "word": heard.word,
                                             "start": heard.start, "at": heard.end}) + "\n")
+
+
+def _fit(line: str, stream: TextIO) -> str:
+    """Keep the status to one terminal row: a wrapped line cannot be rewritten in place by \\r."""
+    try:
+        width = os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError):
+        width = 80
+    return line if len(line) < width else line[:max(width - 2, 1)] + "…"
 
 
 def _fields(cmd: Command) -> dict:
@@ -167,7 +180,10 @@ def run(opts: RunOptions, out: TextIO = sys.stdout) -> Result:
         coach = Coach(routine, clips, earcons, speaker, lambda k: count_words(k)[-1], ears, history,
                       observer=Printer(out if opts.text else None, status, timeline))
         with stop_on_signals(coach.stop_flag):
-            return coach.run()
+            result = coach.run()
+        history.close()  # a last try to save: what is still pending now is lost with the process
+        result.unsaved = history.pending
+        return result
 
 
 def _devices(routine: Routine, opts: RunOptions, files: bool, stack: contextlib.ExitStack):

@@ -147,14 +147,15 @@ class PocketsphinxSpotter:
 
     def reset(self) -> None:
         """Forget all audio; stream time restarts at 0."""
-        if getattr(self, "_in_utt", False):
+        if getattr(self, "fed", None) is not None:
             self.kws.end_utt()
         self.ring = np.zeros(int(RING_SECONDS * RATE), dtype=np.int16)
         self.pending = np.zeros(0, dtype=np.int16)
-        self.fed = 0          # samples given to the KWS decoder since reset
-        self.utt_start = 0    # sample index of the current KWS utterance's start
+        self.fed = 0                      # samples given to the KWS decoder since reset
+        self.utt_start = 0                # sample where the current KWS utterance began
+        self.candidate: tuple[int, int, float] | None = None  # (start, verify at, score)
+        self.verified_until = 0           # audio already judged by stage 2
         self.kws.start_utt()
-        self._in_utt = True
 
     def process(self, frame: np.ndarray) -> list[Detection]:
         """Feed audio of any length; decoding runs on whole 10 ms frames only, so chunking
@@ -168,42 +169,46 @@ class PocketsphinxSpotter:
         return found
 
     def _step(self, frame: np.ndarray) -> list[Detection]:
-        self.ring = np.roll(self.ring, -len(frame))
-        self.ring[-len(frame):] = frame
+        self.ring[:-FRAME] = self.ring[FRAME:]
+        self.ring[-FRAME:] = frame
         self.kws.process_raw(frame.tobytes(), False, False)
-        self.fed += len(frame)
-        if self.kws.hyp() is None:
-            return []
-        base = self.utt_start
-        hits = [(s.word.strip(), base + s.start_frame * FRAME, base + (s.end_frame + 1) * FRAME,
-                 s.prob) for s in self.kws.seg()]
+        self.fed += FRAME
+        found = self._stage1() if self.kws.hyp() is not None else []
+        if self.candidate is not None and self.fed >= self.candidate[1]:
+            found += self._stage2()
+        return found
+
+    def _stage1(self) -> list[Detection]:
+        """Collect KWS hits; without a verifier they are the detections."""
+        hits = [(s.word.strip(), self.utt_start + s.start_frame * FRAME,
+                 self.utt_start + (s.end_frame + 1) * FRAME, float(s.prob)) for s in self.kws.seg()]
         self.kws.end_utt()
         self.kws.start_utt()
         self.utt_start = self.fed
-        return [d for d in (self._confirm(*h) for h in hits) if d is not None]
+        hits = [h for h in hits if h[0] in self.keywords]
+        if self.verifier is None:
+            return [Detection(w, self.keywords[w].action, e / RATE, b / RATE, p) for w, b, e, p in hits]
+        for _, start, end, score in hits:
+            if not 0 < end - start <= MAX_WORD_SECONDS * RATE:
+                start = end - int(MAX_WORD_SECONDS * RATE / 2)  # KWS sometimes reports junk starts
+            first = start if self.candidate is None else min(start, self.candidate[0])
+            self.candidate = (first, self.fed + int(self.tuning.verifier.hold * RATE), score)
+        return []
 
-    def _confirm(self, word: str, start: int, end: int, prob: int) -> Detection | None:
-        """Turn a KWS hit (sample indices) into a detection if stage 2 agrees."""
-        keyword = self.keywords.get(word)
-        if keyword is None:
-            return None
-        if not 0 < end - start <= MAX_WORD_SECONDS * RATE:
-            start = max(end - int(MAX_WORD_SECONDS * RATE / 2), 0)  # KWS sometimes reports junk starts
-        if self.verifier is not None and not self._verified(keyword, start, end):
-            return None
-        return Detection(word, keyword.action, end / RATE, start / RATE, float(prob))
-
-    def _verified(self, keyword: Keyword, start: int, end: int) -> bool:
-        settings = self.tuning.verifier
-        lo = max(start - int(settings.pad_before * RATE), self.fed - len(self.ring), 0)
-        hi = min(end + int(settings.pad_after * RATE), self.fed)
-        if hi - lo < FRAME:
-            return False
-        n = len(self.ring)
-        segment = self.ring[n - (self.fed - lo): n - (self.fed - hi)]
-        accepted = [p for p, k in self.keywords.items() if k.action == keyword.action]
-
-        return self.verifier.confirms(segment, accepted)
+    def _stage2(self) -> list[Detection]:
+        """Re-decode the candidate's audio; the verifier's words (and their ends) decide."""
+        assert self.candidate is not None and self.verifier is not None
+        start, _, score = self.candidate
+        self.candidate = None
+        lo = max(start - int(self.tuning.verifier.pad_before * RATE),
+                 self.fed - len(self.ring), self.verified_until, 0)
+        if self.fed - lo < 10 * FRAME:
+            return []
+        segment = self.ring[len(self.ring) - (self.fed - lo):]
+        self.verified_until = self.fed
+        return [Detection(w, self.keywords[w].action, (lo + (b + 1) * FRAME) / RATE,
+                          (lo + a * FRAME) / RATE, score)
+                for w, a, b in self.verifier.keywords(segment)]
 
 
 def make_spotter(keywords: Sequence[Keyword], engine: str = "pocketsphinx") -> Spotter:

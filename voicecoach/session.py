@@ -9,7 +9,7 @@ whole session runs in a test in microseconds; the runner turns the commands into
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from voicecoach.routine import ENGINE_LINES, Routine, announcement, position_cue

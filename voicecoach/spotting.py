@@ -45,8 +45,8 @@ class VerifierSettings:
     """Tuned knobs of the verification stage (see kws.json)."""
 
     keyword_weight: float = 1.0   # JSGF weight of keyword alternatives vs a competitor's 1.0
-    pad_before: float = 0.25      # seconds of audio kept before the candidate's start
-    pad_after: float = 0.05       # seconds after its end (already buffered when KWS fires)
+    pad_before: float = 0.15      # seconds of audio kept before the candidate's start
+    hold: float = 0.15            # seconds to wait after a KWS hit: loose thresholds fire mid-word
 
 
 def in_dictionary(decoder: Decoder, word: str) -> bool:
@@ -68,12 +68,13 @@ def competitors(decoder: Decoder, phrases: Sequence[str]) -> list[str]:
 
 
 def grammar(phrases: Sequence[str], others: Iterable[str], weight: float) -> str:
-    """A word loop where each keyword phrase competes with every other word."""
+    """Up to three words, each keyword phrase competing with every other word (an unbounded
+    `+` loop made pocketsphinx FSG search take ~40 s per second of audio)."""
     keys = " | ".join(f"/{weight:g}/ ( {p} )" for p in phrases)
     rest = " | ".join(f"/1/ {w}" for w in others)
     return (
         "#JSGF V1.0;\ngrammar verify;\n"
-        f"public <utt> = <word>+;\n<word> = {keys} | {rest};\n"
+        f"public <utt> = [<word>] <word> [<word>];\n<word> = {keys} | {rest};\n"
     )
 
 
@@ -82,20 +83,29 @@ class Verifier:
 
     def __init__(self, phrases: Sequence[str], settings: VerifierSettings, model: dict) -> None:
         self.settings = settings
+        self.phrases = list(phrases)
         self.decoder = Decoder(**model)
         rules = grammar(phrases, competitors(self.decoder, phrases), settings.keyword_weight)
         self.decoder.add_jsgf_string("verify", rules)
         self.decoder.activate_search("verify")
 
-    def words(self, segment: np.ndarray) -> list[str]:
-        """The grammar's best word sequence for `segment` (int16, 16 kHz)."""
+    def words(self, segment: np.ndarray) -> list[tuple[str, int, int]]:
+        """The grammar's best words for `segment` (int16, 16 kHz) as (word, first, last frame)."""
         self.decoder.start_utt()
         self.decoder.process_raw(segment.tobytes(), False, True)
         self.decoder.end_utt()
-        hyp = self.decoder.hyp()
-        return hyp.hypstr.split() if hyp is not None else []
+        if self.decoder.hyp() is None:
+            return []
+        return [(s.word, s.start_frame, s.end_frame) for s in self.decoder.seg()
+                if not s.word.startswith(("<", "[", "+"))]
 
-    def confirms(self, segment: np.ndarray, accepted: Iterable[str]) -> bool:
-        """True when any accepted phrase appears, word for word, in the decoded segment."""
-        text = f" {' '.join(self.words(segment))} "
-        return any(f" {p} " in text for p in accepted)
+    def keywords(self, segment: np.ndarray) -> list[tuple[str, int, int]]:
+        """Keyword phrases that survive re-decoding, with their first and last frame."""
+        words = [(w.split("(")[0], a, b) for w, a, b in self.words(segment)]
+        found = []
+        for phrase in self.phrases:
+            n = len(phrase.split())
+            for i in range(len(words) - n + 1):
+                if " ".join(w for w, _, _ in words[i:i + n]) == phrase:
+                    found.append((phrase, words[i][1], words[i + n - 1][2]))
+        return found

@@ -1,0 +1,133 @@
+"""Whole sessions on real PortAudio through PulseAudio virtual devices, in real time.
+
+The speaker is a null sink recorded from its monitor with parecord; the microphone is another
+null sink's monitor, into which a person (espeak-ng "pain", another voice than the coach's)
+is played with paplay and the speaker is coupled at 0 dB with module-loopback. Bounds are
+loose enough for a loaded 2-core machine; the precise figures are bench/timing.py's and
+bench/latency.py's.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+from conftest import REPO, Pulse, voicecoach
+from voicecoach.audio import onsets, read_wav
+
+SPACING_TOLERANCE = 0.030
+ROUTINE = """\
+name: Short
+setup: ["Ready."]
+sides: [left]
+hold_seconds: {hold}
+rounds: 1
+cues:
+  position: "Your {{side}} leg."
+  hold: "Hold."
+  release: "Release."
+  complete: "Done."
+"""
+
+
+def short_routine(directory: Path, hold: int = 5) -> Path:
+    """One side, one round: the shortest session with a whole counted hold (CI time)."""
+    path = directory / "short.yaml"
+    path.write_text(ROUTINE.format(hold=hold))
+    return path
+
+
+def person_says(word: str, path: Path) -> Path:
+    """A person's word: espeak-ng in a voice other than the coach's, as a 16 kHz WAV."""
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), word], check=True)
+    subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path)], check=True)
+    return path
+
+
+def timeline(path: Path) -> List[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+
+
+def wait_for_say(path: Path, text: str, proc: subprocess.Popen, timeout: float = 90) -> bool:
+    """True once the live session has said `text` (the timeline is written as it plays)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if path.exists() and any(e["type"] == "say" and e["text"] == text for e in timeline(path)):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+
+
+def record(source: str, path: Path, pulse_env: Dict[str, str]) -> subprocess.Popen:
+    proc = subprocess.Popen(["parecord", "-d", source, "--rate=16000", "--channels=1",
+                             "--format=s16le", "--file-format=wav", str(path)], env=pulse_env)
+    time.sleep(0.5)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_counts_keep_their_second_on_real_devices(pulse: Pulse, pulse_env: Dict[str, str], tmp_path: Path) -> None:
+    spk = pulse.sink("spk")
+    rec = record(f"{spk}.monitor", tmp_path / "out.wav", pulse_env)
+    try:
+        r = voicecoach("run", str(short_routine(tmp_path)), "--no-listen", "--speaker", spk,
+                       env=pulse_env, timeout=120)
+    finally:
+        time.sleep(0.3)
+        stop(rec)
+    assert r.returncode == 0, r.stderr
+    heard = onsets(read_wav(tmp_path / "out.wav"))
+    runs = [[heard[0]]]
+    for t in heard[1:]:
+        (runs[-1].append(t) if abs(t - runs[-1][-1] - 1.0) < 0.1 else runs.append([t]))
+    counts = max(runs, key=len)
+    assert len(counts) >= 5, heard                          # five counts, heard in the recording
+    spacing = np.diff(counts[:5])
+    assert np.all(np.abs(spacing - 1.0) <= SPACING_TOLERANCE), spacing
+
+
+def live_session(pulse: Pulse, pulse_env: Dict[str, str], tmp_path: Path, pain_after: str = "") -> subprocess.CompletedProcess:
+    """A listening session whose speaker is coupled into its microphone at 0 dB; optionally
+    the person says "pain" over the counting once the coach has said `pain_after`."""
+    mic, spk = pulse.sink("mic"), pulse.sink("spk")
+    pulse.loopback(f"{spk}.monitor", mic, latency_ms=10)
+    tl = tmp_path / "timeline.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "voicecoach", "run", str(short_routine(tmp_path)),
+                             "--mic", f"{mic}.monitor", "--speaker", spk, "--timeline", str(tl)],
+                            env=pulse_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        if pain_after:
+            assert wait_for_say(tl, pain_after, proc), proc.communicate()
+            time.sleep(0.3)
+            subprocess.run(["paplay", "-d", mic, str(person_says("pain", tmp_path / "pain.wav"))],
+                           env=pulse_env, check=True, timeout=10)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    print(tl.read_text() if tl.exists() else "(no timeline)")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def test_own_voice_at_0_db_does_not_stop_a_live_session(pulse: Pulse, pulse_env: Dict[str, str], tmp_path: Path) -> None:
+    r = live_session(pulse, pulse_env, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_pain_over_the_counting_stops_a_live_session(pulse: Pulse, pulse_env: Dict[str, str], tmp_path: Path) -> None:
+    r = live_session(pulse, pulse_env, tmp_path, pain_after="two")
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "pain" in r.stdout

@@ -1,0 +1,272 @@
+"""`voicecoach doctor` and `voicecoach devices`: what a person runs when the coach is silent or deaf.
+
+Each check prints one PASS/FAIL/INFO line that says what was found and what to do about it,
+in the order things go wrong on a Pi: speech engine, PortAudio, speaker, microphone level,
+echo cancellation, and finally the spotter hearing a real word through the real microphone.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+import time
+from typing import List, Optional, TextIO, Tuple
+
+import numpy as np
+
+from voicecoach.audio import FRAME, RATE, rms_dbfs
+from voicecoach.devices import (DeviceError, PyAudioMicrophone, PyAudioSpeaker, Speaker, list_devices,
+                                open_pyaudio)
+
+SILENT_DBFS = -55.0
+"""Loudest 10 ms of the test below this: a muted or wrong microphone (a room is never this quiet)."""
+CLIPPED_SHARE = 0.001
+"""More than this share of samples at full scale: the gain is too high and words distort."""
+TEST_LINE = "Hello. This is your stretching coach."
+
+
+# -- PulseAudio / PipeWire names ------------------------------------------------------------
+
+
+def pactl(*args: str) -> Optional[str]:
+    """pactl's output in the C locale (labels are translated otherwise); None without a server."""
+    try:
+        r = subprocess.run(["pactl", *args], capture_output=True, text=True, timeout=5,
+                           env=dict(os.environ, LC_ALL="C"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout if r.returncode == 0 else None
+
+
+def pulse_devices(kind: str) -> List[Tuple[str, str]]:
+    """(name, description) of every PulseAudio/PipeWire sink ("sinks") or source ("sources")."""
+    out = pactl("list", kind) or ""
+    found: List[Tuple[str, str]] = []
+    name = None
+    for line in (raw.strip() for raw in out.splitlines()):
+        if line.startswith("Name: "):
+            name = line[6:]
+        elif line.startswith("Description: ") and name is not None:
+            found.append((name, line[13:]))
+            name = None
+    return found
+
+
+def print_devices(out: TextIO = sys.stdout) -> int:
+    """`voicecoach devices`: PortAudio devices, then the sound server's names (which PortAudio hides)."""
+    pa = open_pyaudio()
+    try:
+        print("PortAudio devices (--mic/--speaker take the number or part of the name):", file=out)
+        for d in list_devices(pa):
+            kinds = [k for k, n in (("in", d["maxInputChannels"]), ("out", d["maxOutputChannels"])) if n]
+            print(f"  {d['index']:3d}  {'/'.join(kinds):6s} {int(d['defaultSampleRate']):6d} Hz  {d['name']}",
+                  file=out)
+    finally:
+        pa.terminate()
+    info = pactl("info") or ""
+    defaults = [line.split(": ", 1)[1] for line in info.splitlines() if line.startswith("Default ")]
+    for kind, title, option in (("sinks", "speakers", "--speaker"), ("sources", "microphones", "--mic")):
+        devices = pulse_devices(kind)
+        if devices:
+            print(f"PulseAudio/PipeWire {title} ({option} NAME):", file=out)
+        for name, description in devices:
+            note = "  (default)" if name in defaults else ""
+            if name.endswith(".monitor"):
+                note += "  (what that speaker plays, not a microphone)"
+            print(f"  {name}  {description}{note}", file=out)
+    from voicecoach.config import config_path
+    print(f"Set them once in {config_path()} (mic: NAME, speaker: NAME); "
+          "check them with `voicecoach doctor`.", file=out)
+    return 0
+
+
+# -- doctor ----------------------------------------------------------------------------------
+
+
+class Report:
+    """Prints one line per check and remembers whether any failed."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out, self.failed = out, 0
+
+    def line(self, status: str, what: str, detail: str) -> None:
+        self.failed += status == "FAIL"
+        print(f"{status:4s}  {what}: {detail}", file=self.out, flush=True)
+
+
+def doctor(mic: Optional[str], speaker: Optional[str], seconds: float, word: str = "pain",
+           voice: Optional[str] = None, out: TextIO = sys.stdout) -> int:
+    """Run every check; 0 when all pass, 1 when any fails."""
+    report = Report(out)
+    clip = check_speech(report, voice)
+    try:
+        pa = open_pyaudio()
+    except DeviceError as exc:
+        report.line("FAIL", "PortAudio", str(exc))
+        return 1
+    report.line("PASS", "PortAudio", f"{pa.get_device_count()} devices (`voicecoach devices` lists them)")
+    from voicecoach.listening import default_keywords, make_spotter
+    # built before the microphone opens: loading the models holds the GIL long enough for the
+    # microphone's reader thread to overflow its buffer
+    spotter = make_spotter(default_keywords())
+    microphone = None
+    try:
+        try:
+            microphone = PyAudioMicrophone(pa, mic)  # opened first: it takes a while to deliver
+        except DeviceError as exc:
+            report.line("FAIL", f"microphone {mic or '(default)'}", str(exc))
+        check_speaker(report, pa, speaker, clip)
+        if microphone is not None and check_level(report, microphone, mic, seconds, out):
+            check_spotter(report, microphone, spotter, seconds, word, out)
+        else:
+            report.line("INFO", "hearing", "not tested: the microphone is not usable")
+    finally:
+        if microphone is not None:
+            microphone.close()
+        pa.terminate()
+    check_echo_cancel(report)
+    print(f"{'all checks passed' if not report.failed else f'{report.failed} check(s) failed'}", file=out)
+    return 1 if report.failed else 0
+
+
+def play(speaker: Speaker, samples: np.ndarray) -> None:
+    """Play a whole clip 10 ms at a time (the speakers' unit), then close the speaker."""
+    try:
+        padded = np.concatenate([samples, np.zeros(-len(samples) % FRAME, np.int16)])
+        for i in range(0, len(padded), FRAME):
+            speaker.write(padded[i:i + FRAME])
+    finally:
+        speaker.close()
+
+
+def check_speech(report: Report, voice: Optional[str]):
+    """espeak-ng through pyttsx3: render a line (cached after the first time)."""
+    from voicecoach.speech import SpeechEngineMissing, Voice, VoiceSettings
+    try:
+        clip = Voice(VoiceSettings(voice=voice)).render(TEST_LINE)
+    except (SpeechEngineMissing, OSError, RuntimeError) as exc:
+        report.line("FAIL", "espeak-ng", f"{exc}: sudo apt-get install espeak-ng libespeak-ng1")
+        return None
+    report.line("PASS", "espeak-ng", f"rendered a test line ({clip.duration:.1f} s)")
+    return clip
+
+
+def check_speaker(report: Report, pa, spec: Optional[str], clip) -> None:
+    """Play the start chime and a spoken line; a person must judge whether they heard them."""
+    from voicecoach.speech import earcon
+    what = f"speaker {spec or '(default)'}"
+    sound = [earcon("start"), np.zeros(RATE // 4, np.int16)] + ([clip.samples] if clip is not None else [])
+    samples = np.concatenate(sound)
+    try:
+        play(PyAudioSpeaker(pa, spec), samples)
+    except DeviceError as exc:
+        report.line("FAIL", what, str(exc))
+        return
+    report.line("PASS", what, f"played a chime and a spoken line ({len(samples) / RATE:.1f} s): "
+                              "not heard? check the volume (alsamixer) and --speaker")
+
+
+def _listen(microphone: PyAudioMicrophone, seconds: float, each) -> None:
+    """Feed `each(frame)` the microphone's frames for `seconds`, or until it returns True."""
+    if not microphone.wait_ready():
+        raise DeviceError("the microphone delivers no audio")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        for _, frame in microphone.frames(time.monotonic() - t0):
+            if each(frame):
+                return
+        time.sleep(0.02)
+
+
+def check_level(report: Report, microphone: PyAudioMicrophone, spec: Optional[str], seconds: float,
+                out: TextIO) -> bool:
+    """A level meter for `seconds`: silence and clipping fail. True when the mic is usable."""
+    what = f"microphone {spec or '(default)'}"
+    print(f"      speak or clap for {seconds:g} s...", file=out, flush=True)
+    levels: List[float] = []
+    clipped = [0, 0]
+    live = out.isatty()
+
+    def meter(frame: np.ndarray) -> bool:
+        levels.append(rms_dbfs(frame))
+        clipped[0] += int(np.count_nonzero(np.abs(frame.astype(np.int32)) >= 32767))
+        clipped[1] += len(frame)
+        if live and len(levels) % 10 == 0:
+            bar = "#" * int(max(0.0, 60 + max(levels[-10:])) / 2)
+            out.write(f"\r\033[K      level {max(levels[-10:]):6.1f} dBFS {bar}")
+            out.flush()
+        return False
+
+    try:
+        _listen(microphone, seconds, meter)
+    except DeviceError as exc:
+        report.line("FAIL", what, f"{exc}: pick another with --mic (see `voicecoach devices`)")
+        return False
+    if live:
+        out.write("\r\033[K")
+    loudest = max(levels, default=-120.0)
+    quiet = float(np.percentile(levels, 10)) if levels else -120.0
+    share = clipped[0] / max(clipped[1], 1)
+    detail = f"loudest {loudest:.0f} dBFS, background {quiet:.0f} dBFS"
+    if loudest < SILENT_DBFS:
+        report.line("FAIL", what, f"silent ({detail}): is it muted, or the wrong device? "
+                                  "Check alsamixer / pavucontrol and --mic")
+        return False
+    if share > CLIPPED_SHARE:
+        report.line("FAIL", what, f"clipping ({share:.1%} of samples at full scale; {detail}): "
+                                  "turn the microphone gain down")
+        return True
+    report.line("PASS", what, detail)
+    return True
+
+
+def check_spotter(report: Report, microphone: PyAudioMicrophone, spotter, seconds: float, word: str,
+                  out: TextIO) -> None:
+    """The real test: the spotter hears the word, spoken by the person, through this microphone.
+
+    The audio is recorded first and spotted afterwards: verifying a candidate can hold the GIL
+    long enough for the microphone's reader thread to overflow and stall."""
+    frames: List[np.ndarray] = []
+    print(f'      say "{word}" now ({seconds:g} s)...', file=out, flush=True)
+    try:
+        _listen(microphone, seconds, lambda frame: frames.append(frame))
+    except DeviceError as exc:
+        report.line("FAIL", "hearing", str(exc))
+        return
+    heard = []
+    for frame in frames + [np.zeros(FRAME, np.int16)] * 50:  # 0.5 s of silence flushes the last word
+        heard.extend(spotter.process(frame))
+        if any(d.word == word for d in heard):
+            break
+    hit = next((d for d in heard if d.word == word), None)
+    others = ", ".join(sorted({d.word for d in heard if d.word != word}))
+    if hit is not None:
+        report.line("PASS", "hearing", f"heard {word!r} ({hit.action}) {hit.start:.1f} s in, score {hit.score:.2f}"
+                                       + (f"; also heard {others}" if others else ""))
+    else:
+        report.line("FAIL", "hearing", f"did not hear {word!r}" + (f" (heard {others})" if others else "")
+                    + ": speak up or move closer, check the level above, then try again")
+
+
+def check_echo_cancel(report: Report) -> None:
+    """Information only: the coach discounts its own words, echo cancellation just helps."""
+    modules = pactl("list", "modules", "short")
+    if modules is None:
+        report.line("INFO", "echo cancellation", "no PulseAudio/PipeWire server: not available "
+                                                 "(the coach still ignores its own words)")
+    elif "module-echo-cancel" in modules:
+        report.line("PASS", "echo cancellation", "module-echo-cancel is loaded: pick its source with --mic")
+    elif _echo_cancel_installed():
+        report.line("INFO", "echo cancellation", "available, not loaded: "
+                    "pactl load-module module-echo-cancel aec_method=webrtc (see docs/pi.md)")
+    else:
+        report.line("INFO", "echo cancellation", "not available in this sound server")
+
+
+def _echo_cancel_installed() -> bool:
+    patterns = ("/usr/lib/pulse-*/modules/module-echo-cancel.so",
+                "/usr/lib/*/pulse-*/modules/module-echo-cancel.so",
+                "/usr/lib/*/pipewire-0.3/libpipewire-module-echo-cancel.so")
+    return any(glob.glob(p) for p in patterns)
