@@ -29,6 +29,8 @@ RING_SECONDS = 1.5
 MAX_WORD_SECONDS = 1.2
 LOOSEST_EXPONENT, TIGHTEST_EXPONENT = -45.0, -5.0
 MODEL = {"samprate": RATE, "loglevel": "ERROR"}
+VERIFIER_MODEL = {"samprate": RATE, "loglevel": "FATAL"}   # FSG "no match" errors are expected
+UTTERANCE_SECONDS = 20.0   # restart KWS when idle this long, so its lattice stays small
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,12 @@ def _kws_decoder(keywords: Sequence[Keyword], tuning: Tuning) -> Decoder:
 
 
 class PocketsphinxSpotter:
-    """Stage 1 pocketsphinx KWS + stage 2 grammar verification over a 1.5 s ring buffer."""
+    """Stage 1 pocketsphinx KWS (loose per-phrase thresholds) + stage 2 grammar verification.
+
+    The KWS utterance is not restarted on every hit: a restart throws away the partial match
+    of a longer phrase ("painful", "pins and needles") whenever a shorter one fires first.
+    Hits are deduplicated instead, and the utterance is restarted only when nothing is pending.
+    """
 
     def __init__(self, keywords: Sequence[Keyword], tuning: Tuning, verify: bool = True) -> None:
         missing = unknown_words(k.phrase for k in keywords)
@@ -141,21 +148,24 @@ class PocketsphinxSpotter:
         self.keywords = {k.phrase.lower(): k for k in keywords}
         self.tuning = tuning
         self.kws = _kws_decoder(keywords, tuning)
-        phrases = list(self.keywords)
-        self.verifier = Verifier(phrases, tuning.verifier, MODEL) if verify else None
+        self.verifier = Verifier(list(self.keywords), tuning.verifier, VERIFIER_MODEL) if verify else None
+        self._initial_cmn = self.kws.get_cmn()    # the noise estimate adapts: reset restores it
+        self._started = False
         self.reset()
 
     def reset(self) -> None:
         """Forget all audio; stream time restarts at 0."""
-        if getattr(self, "fed", None) is not None:
+        if self._started:
             self.kws.end_utt()
+        self.kws.set_cmn(self._initial_cmn)
         self.ring = np.zeros(int(RING_SECONDS * RATE), dtype=np.int16)
         self.pending = np.zeros(0, dtype=np.int16)
         self.fed = 0                      # samples given to the KWS decoder since reset
         self.utt_start = 0                # sample where the current KWS utterance began
-        self.candidate: tuple[int, int, float] | None = None  # (start, verify at, score)
-        self.verified_until = 0           # audio already judged by stage 2
+        self.seen: set[tuple[str, int]] = set()
+        self.candidates: list[tuple[str, int, int, float]] = []   # (phrase, start, end, score)
         self.kws.start_utt()
+        self._started = True
 
     def process(self, frame: np.ndarray) -> list[Detection]:
         """Feed audio of any length; decoding runs on whole 10 ms frames only, so chunking
@@ -173,42 +183,62 @@ class PocketsphinxSpotter:
         self.ring[-FRAME:] = frame
         self.kws.process_raw(frame.tobytes(), False, False)
         self.fed += FRAME
-        found = self._stage1() if self.kws.hyp() is not None else []
-        if self.candidate is not None and self.fed >= self.candidate[1]:
-            found += self._stage2()
+        if self.kws.hyp() is not None:
+            self._collect()
+        due = [c for c in self.candidates if self.fed >= c[2] + self.tuning.verifier.hold * RATE]
+        if not due:
+            if not self.candidates and self.fed - self.utt_start > UTTERANCE_SECONDS * RATE:
+                self._restart()
+            return []
+        self.candidates = [c for c in self.candidates if c not in due]
+        found = [d for d in (self._judge(c) for c in due) if d is not None]
+        if found:                          # a heard keyword ends this stretch of listening
+            self.candidates = []
+            self._restart()
         return found
 
-    def _stage1(self) -> list[Detection]:
-        """Collect KWS hits; without a verifier they are the detections."""
-        hits = [(s.word.strip(), self.utt_start + s.start_frame * FRAME,
-                 self.utt_start + (s.end_frame + 1) * FRAME, float(s.prob)) for s in self.kws.seg()]
+    def _restart(self) -> None:
         self.kws.end_utt()
         self.kws.start_utt()
         self.utt_start = self.fed
-        hits = [h for h in hits if h[0] in self.keywords]
-        if self.verifier is None:
-            return [Detection(w, self.keywords[w].action, e / RATE, b / RATE, p) for w, b, e, p in hits]
-        for _, start, end, score in hits:
-            if not 0 < end - start <= MAX_WORD_SECONDS * RATE:
-                start = end - int(MAX_WORD_SECONDS * RATE / 2)  # KWS sometimes reports junk starts
-            first = start if self.candidate is None else min(start, self.candidate[0])
-            self.candidate = (first, self.fed + int(self.tuning.verifier.hold * RATE), score)
-        return []
+        self.seen.clear()
 
-    def _stage2(self) -> list[Detection]:
-        """Re-decode the candidate's audio; the verifier's words (and their ends) decide."""
-        assert self.candidate is not None and self.verifier is not None
-        start, _, score = self.candidate
-        self.candidate = None
-        lo = max(start - int(self.tuning.verifier.pad_before * RATE),
-                 self.fed - len(self.ring), self.verified_until, 0)
-        if self.fed - lo < 10 * FRAME:
-            return []
-        segment = self.ring[len(self.ring) - (self.fed - lo):]
-        self.verified_until = self.fed
-        return [Detection(w, self.keywords[w].action, (lo + (b + 1) * FRAME) / RATE,
-                          (lo + a * FRAME) / RATE, score)
-                for w, a, b in self.verifier.keywords(segment)]
+    def _collect(self) -> None:
+        """New KWS hits become candidates (pocketsphinx reports every hit again each frame)."""
+        for seg in self.kws.seg():
+            phrase = seg.word.strip()
+            key = (phrase, seg.start_frame // 5)
+            if phrase not in self.keywords or key in self.seen:
+                continue
+            self.seen.add(key)
+            end = self.utt_start + (seg.end_frame + 1) * FRAME
+            start = self.utt_start + seg.start_frame * FRAME
+            if not 0 < end - start <= MAX_WORD_SECONDS * RATE:
+                start = end - int(MAX_WORD_SECONDS * RATE / 2)   # KWS sometimes reports junk starts
+            self.candidates.append((phrase, start, end, float(seg.prob)))
+
+    def _judge(self, candidate: tuple[str, int, int, float]) -> Detection | None:
+        """Stage 2: the candidate stands if a re-decoded window hears a keyword of its action."""
+        phrase, start, end, score = candidate
+        action = self.keywords[phrase].action
+        if self.verifier is not None and not any(
+                self.keywords.get(w or "", None) is not None and self.keywords[w].action == action
+                for w in (self.verifier.word(seg) for seg in self._windows(start, end))):
+            return None
+        return Detection(phrase, action, end / RATE, start / RATE, score)
+
+    def _windows(self, start: int, end: int) -> list[np.ndarray]:
+        """The buffered audio of each verification window (clipped to what the ring holds)."""
+        assert self.verifier is not None
+        oldest = self.fed - len(self.ring)
+        out = []
+        for i, (before, after) in enumerate(self.verifier.settings.windows):
+            lo = (start if i == 0 else end) + int(before * RATE)
+            hi = (self.fed if i == 0 else end + int(after * RATE))
+            lo, hi = max(lo, oldest, 0), min(hi, self.fed)
+            if hi - lo >= 10 * FRAME:
+                out.append(self.ring[len(self.ring) - (self.fed - lo):len(self.ring) - (self.fed - hi) or None])
+        return out
 
 
 def make_spotter(keywords: Sequence[Keyword], engine: str = "pocketsphinx") -> Spotter:

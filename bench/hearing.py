@@ -1,0 +1,118 @@
+"""Accuracy benchmark of the hearing vs the obvious SpeechRecognition approach.
+
+Held-out synthetic voices (bench/make_speech.py, split `test`) + real people from
+/work/shared/speech. Prints a table and writes bench/out/hearing.json.
+Usage: .venv/bin/python bench/hearing.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from runner import PEOPLE, manifest, run  # noqa: E402
+
+from voicecoach.audio import RATE, read_wav, write_wav  # noqa: E402
+from voicecoach.listening import Tuning, default_keywords  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+
+
+def counting_streams(paths: list[Path], per_stream: int = 100) -> list[Path]:
+    """People's digits concatenated with 0.3 s gaps: a person counting along for minutes."""
+    streams = []
+    for n in range(0, len(paths), per_stream):
+        gap = np.zeros(int(0.3 * RATE), np.int16)
+        audio = np.concatenate([x for p in paths[n:n + per_stream] for x in (read_wav(p), gap)])
+        out = OUT / "counting" / f"stream{n // per_stream:02d}.wav"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_wav(out, audio)
+        streams.append(out)
+    return streams
+
+
+def baseline(paths: list[str]) -> list[list[str]]:
+    """SpeechRecognition recognize_sphinx with keyword_entries at 1e-20, one clip at a time."""
+    import speech_recognition as sr
+    rec = sr.Recognizer()
+    entries = [(k.phrase, 1e-20) for k in default_keywords()]
+    words = []
+    for p in paths:
+        with sr.AudioFile(p) as f:
+            audio = rec.record(f)
+        try:
+            text = rec.recognize_sphinx(audio, keyword_entries=entries)
+        except sr.UnknownValueError:
+            text = ""
+        words.append([w for w in (k.phrase for k in default_keywords()) if w in text])
+    return words
+
+
+def summarise(name: str, sets: dict, detections: dict, seconds: float, audio_s: float) -> dict:
+    """Recall per word, FA per clip, false stops per hour of counting."""
+    action = {k.phrase: k.action for k in default_keywords()}
+    row: dict = {"engine": name, "cpu_share": seconds / audio_s}
+    hits, totals = Counter(), Counter()
+    for clip, found in zip(sets["positive"], detections["positive"]):
+        totals[clip["word"]] += 1
+        hits[clip["word"]] += any(action.get(w) == clip["action"] for w in found)
+    row["recall"] = {w: round(hits[w] / totals[w], 3) for w in totals}
+    for kind in ("people_words", "confusable"):
+        row[f"fa_per_clip_{kind}"] = round(sum(map(bool, detections[kind])) / len(sets[kind]), 4)
+    hours = sets["counting_seconds"] / 3600
+    stops = sum(sum(action.get(w) in ("safety", "stop") for w in f) for f in detections["counting"])
+    row["false_stops_per_hour_counting"] = round(stops / hours, 1)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a fifth of the clips")
+    args = ap.parse_args()
+    step = 5 if args.quick else 1
+    test = manifest("test")
+    people_stop = [{"path": str(p), "word": "stop", "action": "stop"}
+                   for p in sorted((PEOPLE / "commands" / "stop").glob("*.wav"))]
+    sets = {
+        "positive": [c for c in test if c["kind"] == "positive"][::step] + people_stop,
+        "confusable": [c for c in test if c["kind"] != "positive"][::step],
+        "people_words": [{"path": str(p)} for p in sorted((PEOPLE / "commands").glob("*/*.wav"))
+                         if p.parent.name != "stop"][::step],
+    }
+    digits = sorted((PEOPLE / "digits").glob("*.wav"))[::step]
+    streams = counting_streams(digits)
+    sets["counting"] = [{"path": str(p)} for p in streams]
+    sets["counting_seconds"] = sum(len(read_wav(p)) / RATE for p in streams)
+    rows = []
+    for name, fn in (("voicecoach", None), ("sr.recognize_sphinx 1e-20", baseline)):
+        t0, detections, audio_s = resource.getrusage(resource.RUSAGE_CHILDREN), {}, 0.0
+        c0 = time.process_time()
+        for kind in ("positive", "confusable", "people_words", "counting"):
+            paths = [c["path"] for c in sets[kind]]
+            if kind == "counting" and fn is not None:
+                paths = [str(p) for p in digits]      # the baseline is per clip
+            audio_s += sum(len(read_wav(p)) / RATE for p in paths)
+            if fn is None:
+                detections[kind] = [[d.word for d in f] for f in run(paths, Tuning.load())]
+            else:
+                detections[kind] = fn(paths)
+        t1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (t1.ru_utime - t0.ru_utime) + time.process_time() - c0
+        rows.append(summarise(name, sets, detections, cpu, audio_s))
+    rows[0]["rss_mb_children"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    (OUT / "hearing.json").write_text(json.dumps(rows, indent=1))
+    for r in rows:
+        print(json.dumps(r, indent=1))
+
+
+if __name__ == "__main__":
+    main()
