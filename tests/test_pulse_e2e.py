@@ -19,7 +19,7 @@ from typing import Dict, List
 import numpy as np
 
 from conftest import REPO, Pulse, voicecoach
-from voicecoach.audio import onsets, read_wav
+from voicecoach.audio import RATE, onsets, read_wav, write_wav
 
 SPACING_TOLERANCE = 0.030
 ROUTINE = """\
@@ -44,10 +44,14 @@ def short_routine(directory: Path, hold: int = 5) -> Path:
 
 
 def person_says(word: str, path: Path) -> Path:
-    """A person's word: espeak-ng in a voice other than the coach's, as a 16 kHz WAV."""
+    """A person's word: espeak-ng in a voice other than the coach's, as a 16 kHz WAV, in a room
+    with a little noise (digital silence around a clean synthetic word is not what a mic hears)."""
     raw = path.with_suffix(".raw.wav")
     subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), word], check=True)
-    subprocess.run(["sox", str(raw), "-r", "16000", "-c", "1", "-b", "16", str(path)], check=True)
+    pad = np.zeros(RATE // 4)
+    voice = np.concatenate([pad, read_wav(raw), pad])
+    noisy = voice + np.random.default_rng(0).normal(0, 60, len(voice))
+    write_wav(path, np.clip(noisy, -32768, 32767).astype(np.int16))
     return path
 
 

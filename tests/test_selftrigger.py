@@ -44,7 +44,7 @@ def test_pain_over_the_counting_stops_with_exit_3(echo_session: Dict[str, object
     said = [e for e in timeline(work / "timeline.jsonl") if e["type"] == "say"]
     three = next(e["at"] for e in said if e["text"] == "three")
     pain = read_wav(person_says("pain", tmp_path / "pain.wav"))
-    start = int((three + 0.3) * RATE)                                  # over the count "three"
+    start = int((three + 0.2) * RATE)       # mid-hold, over the end of the count "three"
     mic = np.zeros(start + len(pain) + RATE, np.int16)
     mic[start:start + len(pain)] = pain
     write_wav(tmp_path / "in.wav", mic)
@@ -57,4 +57,4 @@ def test_pain_over_the_counting_stops_with_exit_3(echo_session: Dict[str, object
     ended = events[-1]
     assert ended["type"] == "ended" and ended["word"] == "pain", ended
     cut = next(e["at"] for e in events if e["type"] == "cut")
-    assert three + 0.3 < cut < three + 0.3 + len(pain) / RATE + 1.0, (cut, three)
+    assert three + 0.2 < cut < three + 0.2 + len(pain) / RATE + 1.0, (cut, three)

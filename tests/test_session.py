@@ -8,7 +8,7 @@ from typing import List, Tuple
 import pytest
 
 from voicecoach.routine import builtin_routine, parse_routine
-from voicecoach.session import (ENGINE_LINES, Action, Cut, Earcon, Ended, Event, Outcome, RoundDone,
+from voicecoach.session import (ENGINE_LINES, PAUSE_LIMIT, Action, Cut, Earcon, Ended, Event, Outcome, RoundDone,
                                 Say, Session, State, earcon_key, plan)
 
 ROUTINE = parse_routine("""
@@ -173,6 +173,16 @@ def test_pause_and_resume_restart_the_hold_from_its_position_cue():
     first_round = next(c for c in cmds if isinstance(c, RoundDone))
     assert first_round.holds[0].seconds == pytest.approx(5.0)     # a full hold, not the interrupted one
     assert s.outcome is Outcome.COMPLETED
+
+
+def test_a_pause_nobody_resumes_ends_the_session_as_stopped():
+    s = make()
+    s.start(0.0)
+    s.handle(Event(Action.PAUSE, "pause"), 1.0)
+    _, cmds = run_until(s, 1.0, end=1.0 + PAUSE_LIMIT + 5)
+    ended = [c for c in cmds if isinstance(c, Ended)]
+    assert ended and ended[0].outcome is Outcome.STOPPED and ended[0].word == "pause timeout"
+    assert ended[0].at == pytest.approx(1.0 + PAUSE_LIMIT, abs=0.02)
 
 
 def test_resume_without_pause_and_second_pause_do_nothing():

@@ -18,10 +18,11 @@ from typing import Callable, Deque, Dict, List, Mapping, Optional, Protocol, Tex
 import numpy as np
 
 from voicecoach.audio import FRAME_SECONDS, RATE
+from voicecoach.echo import EchoCanceller
 from voicecoach.devices import DeviceError, Microphone, MicrophoneLost, Speaker
 from voicecoach.history import History, Hold
 from voicecoach.playback import Player
-from voicecoach.routine import ENGINE_LINES, Routine
+from voicecoach.routine import ENGINE_LINES, Routine, vocabulary
 from voicecoach.session import (Action, Command, Cut, Earcon, Ended, Event, Outcome, RoundDone,
                                 Say, Session, earcon_key)
 
@@ -60,9 +61,11 @@ class SpotterEars:
     so a file-backed session is exactly repeatable.
     """
 
-    def __init__(self, mic: Microphone, spotter, threaded: bool) -> None:
+    def __init__(self, mic: Microphone, spotter, threaded: bool,
+                 echo: Optional[EchoCanceller] = None) -> None:
         self._mic = mic
         self._spotter = spotter
+        self.echo = echo or EchoCanceller()
         self._fed = 0
         self._times: Deque[float] = deque(maxlen=MAP_FRAMES)   # session time of recent frames
         self._threaded = threaded
@@ -76,6 +79,7 @@ class SpotterEars:
     def _spot(self, until: float) -> List[Heard]:
         heard = []
         for t, frame in self._mic.frames(until):
+            frame = self.echo.clean(t, frame)
             self._times.append(t)
             self._fed += 1
             for d in self._spotter.process(frame):
@@ -189,7 +193,7 @@ class Coach:
     history: Optional[History] = None
     stop_flag: threading.Event = field(default_factory=threading.Event)
     observer: Optional[Observer] = None
-    echo_margin: float = 0.25
+    echo_margin: float = 0.6   # word times are estimates (worst ~0.27 s) plus the echo's delay
 
     def run(self) -> Result:
         durations: Dict[str, float] = {t: c.duration for t, c in self.clips.items()}  # type: ignore[attr-defined]
@@ -227,7 +231,9 @@ class Coach:
         late = int(self.speaker.behind(self.player.now) / FRAME_SECONDS) - CATCH_UP_FRAMES
         for _ in range(max(late, 0) + 1):
             self._apply_all(self.session.advance(self.player.now + FRAME_SECONDS))
-            frame = self.player.frame()
+            start, frame = self.player.now, self.player.frame()
+        if isinstance(self.ears, SpotterEars):
+            self.ears.echo.played(start, frame)
         self.speaker.write(frame)
 
     def _say_now(self, text: str) -> None:
@@ -246,6 +252,11 @@ class Coach:
             self._unsaved_warned = True
         return result
 
+    def _same_action(self, heard: Heard) -> List[str]:
+        """The heard phrase and every other phrase with its action: the spotter confuses words
+        within a family ("wait" for the coach's "pause"), so the coach saying any of them counts."""
+        return [heard.word] + [p for p, a, _ in vocabulary(self.routine) if a == heard.action]
+
     def _apply_all(self, cmds: List[Command]) -> None:
         for cmd in cmds:
             self._apply(cmd)
@@ -258,7 +269,8 @@ class Coach:
         if self.ears is not None and not self.session.done:
             try:
                 for h in self.ears.poll(now):
-                    if is_own_voice(h.word, self.player.speaking(h.start, h.end, self.echo_margin)):
+                    spoken = self.player.speaking(h.start, h.end, self.echo_margin)
+                    if any(is_own_voice(p, spoken) for p in self._same_action(h)):
                         if self.observer:
                             self.observer.discounted(h)
                         continue

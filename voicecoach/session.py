@@ -18,6 +18,9 @@ CUE_GAP = 0.4
 """Silence after a cue before the next step, so phrases do not run together (s)."""
 HOLD_LEAD = 0.6
 """Silence between the end of the "hold" cue and count one (s)."""
+PAUSE_LIMIT = 600.0
+"""A session paused this long ends as stopped: nobody is there to say resume."""
+
 
 
 def earcon_key(name: str) -> str:
@@ -157,6 +160,7 @@ class Session:
         self.state = State.SETUP
         self.outcome: Optional[Outcome] = None
         self._end_at = 0.0
+        self._paused_at = 0.0
         self._stopped_by: Tuple[Optional[str], Optional[str]] = (None, None)
 
     @property
@@ -194,6 +198,8 @@ class Session:
                 assert self.outcome is not None
                 out.append(Ended(self.outcome, self._end_at, *self._stopped_by))
             return out
+        if self.state is State.PAUSED and now - self._paused_at >= PAUSE_LIMIT:
+            return self._stop(Event(Action.STOP, "pause timeout"), now)
         if self.state in (State.PAUSED, State.DONE):
             return out
         while True:
@@ -217,6 +223,7 @@ class Session:
             self._paused_index = self._restart_index()
             self._hold = None
             self.state = State.PAUSED
+            self._paused_at = now
             return [Cut(now), Say(ENGINE_LINES["paused"], now)]
         if a is Action.RESUME and self.state is State.PAUSED:
             index, self._paused_index = self._paused_index, None
