@@ -114,7 +114,7 @@ def live_session(pulse: Pulse, pulse_env: Dict[str, str], tmp_path: Path, pain_a
                             env=pulse_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
         if pain_after:
-            assert wait_for_say(tl, pain_after, proc), proc.communicate()
+            assert wait_for_say(tl, pain_after, proc), tl.read_text() if tl.exists() else "(no timeline)"
             time.sleep(0.3)
             subprocess.run(["paplay", "-d", mic, str(person_says("pain", tmp_path / "pain.wav"))],
                            env=pulse_env, check=True, timeout=10)

@@ -84,7 +84,7 @@ def test_listening_sessions_in_one_process_grow_nothing(tiny: Path, tmp_path: Pa
                                                         user_env: Dict[str, str]) -> None:
     """Each listening session builds a spotter (pocketsphinx): it must be released each time."""
     opts = RunOptions(routine=tiny, listen=True, speaker_file=tmp_path / "o.wav",
-                      db=tmp_path / "h.db")   # silence in: see docs/reliability.md
+                      db=tmp_path / "h.db")   # silence in: see README, Reliability
     for _ in range(2):
         assert run(opts).outcome is Outcome.COMPLETED
     before = resources_now()

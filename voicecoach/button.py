@@ -50,7 +50,7 @@ def serve(pin: int, run_args: Sequence[str] = ()) -> int:
     try:
         button = Button(pin, bounce_time=0.05)
     except Exception as exc:  # gpiozero raises many types: no pin factory, pin in use, not a Pi
-        raise DeviceError(f"cannot use GPIO pin {pin} ({exc}); see docs/pi.md for the wiring") from exc
+        raise DeviceError(f"cannot use GPIO pin {pin} ({exc}); see the README, GPIO button, for the wiring") from exc
     toggle = Toggle(run_args)
     button.when_pressed = lambda: print(toggle.press(), flush=True)
     print(f"button on GPIO {pin}: press to start a session, press again to stop it", flush=True)

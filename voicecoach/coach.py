@@ -268,7 +268,9 @@ class Coach:
             events.append(Event(Action.STOP, "stop shortcut"))
         if self.ears is not None and not self.session.done:
             try:
-                for h in self.ears.poll(now):
+                # what is heard now answers what the person hears now: the speaker's buffer
+                # plays `now` later, and the wall clock says which sample is sounding
+                for h in self.ears.poll(now + min(self.speaker.behind(now), 0.0)):
                     spoken = self.player.speaking(h.start, h.end, self.echo_margin)
                     if any(is_own_voice(p, spoken) for p in self._same_action(h)):
                         if self.observer:

@@ -260,7 +260,7 @@ def check_echo_cancel(report: Report) -> None:
         report.line("PASS", "echo cancellation", "module-echo-cancel is loaded: pick its source with --mic")
     elif _echo_cancel_installed():
         report.line("INFO", "echo cancellation", "available, not loaded: "
-                    "pactl load-module module-echo-cancel aec_method=webrtc (see docs/pi.md)")
+                    "pactl load-module module-echo-cancel aec_method=webrtc (see the README, Echo cancellation)")
     else:
         report.line("INFO", "echo cancellation", "not available in this sound server")
 

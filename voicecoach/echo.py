@@ -17,7 +17,7 @@ import numpy as np
 
 from voicecoach.audio import RATE
 
-MAX_DELAY = 0.4
+MAX_DELAY = 0.8
 """Longest echo path searched (s): device buffers plus air."""
 WINDOW = RATE
 """Samples of microphone audio per delay estimate (1 s)."""
