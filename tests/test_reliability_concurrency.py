@@ -10,19 +10,10 @@ import threading
 from pathlib import Path
 from typing import Dict, List
 
-from conftest import REPO, voicecoach
+from conftest import DATA, REPO, voicecoach
 from voicecoach.history import History
 
-MANY = """name: Many rounds
-setup: [Go.]
-sides: [left, right]
-hold_seconds: 1
-rounds: 20
-rest_between_sides: 0
-rest_between_rounds: 0
-daily_target: 20
-cues: {position: "{side}.", hold: "Hold.", release: "Off.", complete: "Done."}
-"""
+MANY = (DATA / "routines" / "many-rounds.yaml").read_text()
 
 
 def test_second_session_is_refused_and_the_first_is_unharmed(tmp_path: Path,

@@ -21,20 +21,11 @@ from typing import Dict, List
 import numpy as np
 import pytest
 
-from conftest import REPO, voicecoach
+from conftest import DATA, REPO, voicecoach
 from voicecoach.audio import FRAME, read_wav
 from voicecoach.history import History
 
-MANY = """name: Many rounds
-setup: [Go.]
-sides: [left, right]
-hold_seconds: 1
-rounds: 20
-rest_between_sides: 0
-rest_between_rounds: 0
-daily_target: 20
-cues: {position: "{side}.", hold: "Hold.", release: "Off.", complete: "Done."}
-"""
+MANY = (DATA / "routines" / "many-rounds.yaml").read_text()
 SHORT = MANY.replace("rounds: 20", "rounds: 3")
 WARNING = "warning: the history could not be saved"
 
