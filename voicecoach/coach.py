@@ -26,6 +26,8 @@ from voicecoach.routine import ENGINE_LINES, Routine, vocabulary
 from voicecoach.session import (Action, Command, Cut, Earcon, Ended, Event, Outcome, RoundDone,
                                 Say, Session, earcon_key)
 
+CONTROL_MARGIN = 0.1
+"""A pause/resume/repeat heard within this long of coach speech is taken as its echo (s)."""
 MAP_FRAMES = 1000
 """How many recent frames' session times the listener keeps (10 s: longer than any word)."""
 CATCH_UP_FRAMES = 3
@@ -252,6 +254,20 @@ class Coach:
             self._unsaved_warned = True
         return result
 
+    def _own_voice(self, heard: Heard) -> bool:
+        """Whether a heard word is the coach's own voice rather than the person's.
+
+        Safety words and "stop" are discounted only when the coach was saying that word (or one
+        of its family) then: a person's "pain" over the counting must always be heard. Pause,
+        resume and repeat only matter when the coach is quiet, so any coach speech under them
+        discounts them ("release" was heard as "repeat" through a live echo).
+        """
+        if heard.action in ("pause", "resume", "repeat"):
+            if self.player.speaking(heard.start, heard.end, CONTROL_MARGIN):
+                return True
+        spoken = self.player.speaking(heard.start, heard.end, self.echo_margin)
+        return any(is_own_voice(p, spoken) for p in self._same_action(heard))
+
     def _same_action(self, heard: Heard) -> List[str]:
         """The heard phrase and every other phrase with its action: the spotter confuses words
         within a family ("wait" for the coach's "pause"), so the coach saying any of them counts."""
@@ -271,8 +287,7 @@ class Coach:
                 # what is heard now answers what the person hears now: the speaker's buffer
                 # plays `now` later, and the wall clock says which sample is sounding
                 for h in self.ears.poll(now + min(self.speaker.behind(now), 0.0)):
-                    spoken = self.player.speaking(h.start, h.end, self.echo_margin)
-                    if any(is_own_voice(p, spoken) for p in self._same_action(h)):
+                    if self._own_voice(h):
                         if self.observer:
                             self.observer.discounted(h)
                         continue
