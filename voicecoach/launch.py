@@ -27,11 +27,10 @@ from voicecoach.history import History
 from voicecoach.instance import STOP_SIGNAL, SessionLock
 from voicecoach.routine import Routine, builtin_routine, load_routine, phrases, vocabulary
 from voicecoach.session import Command, Earcon, Ended, RoundDone, Say, Session, State
-from voicecoach.speech import Clip, Voice, VoiceSettings, count_words, earcon
+from voicecoach.speech import EARCONS, Clip, Voice, VoiceSettings, count_words, earcon
 
 COUNT_MAX_SECONDS = 0.85
 """A count must end before the next one starts, with a little air between them."""
-EARCONS = ("start", "hold", "done", "alert")
 
 
 @dataclass(frozen=True)
