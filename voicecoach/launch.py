@@ -76,9 +76,12 @@ def render(routine: Routine, settings: VoiceSettings, cache_dir: Optional[Path] 
         session_phrases(routine), max_seconds={c: COUNT_MAX_SECONDS for c in counts})
 
 
-def make_spotter(routine: Routine):
+def make_spotter(routine: Routine, process: bool = False):
+    """The routine's spotter; in a child process for live sessions (see worker.py)."""
     from voicecoach.listening import Keyword, make_spotter as make
-    return make([Keyword(p, a, s) for p, a, s in vocabulary(routine)])
+    from voicecoach.worker import ProcessSpotter
+    keywords = [Keyword(p, a, s) for p, a, s in vocabulary(routine)]
+    return ProcessSpotter(keywords) if process else make(keywords)
 
 
 def text_clips(routine: Routine) -> Dict[str, Clip]:
@@ -198,12 +201,19 @@ def _devices(routine: Routine, opts: RunOptions, files: bool, stack: contextlib.
     stack.callback(pa.terminate)
     ears = None
     if opts.listen:
+        spotter = make_spotter(routine, process=True)   # loads while the microphone opens
+        stack.callback(spotter.close)
         mic = PyAudioMicrophone(pa, opts.mic)
         if not mic.wait_ready():
             mic.close()
             raise DeviceError("the microphone delivers no audio: check it with `voicecoach doctor`, "
                               "or run with --no-listen")
-        ears = SpotterEars(mic, make_spotter(routine), threaded=True)
+        try:
+            spotter.wait_ready()
+        except ValueError:
+            mic.close()
+            raise
+        ears = SpotterEars(mic, spotter, threaded=True)
     return PyAudioSpeaker(pa, opts.speaker), ears
 
 
