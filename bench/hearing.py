@@ -1,8 +1,9 @@
 """Accuracy benchmark of the hearing vs the obvious SpeechRecognition approach.
 
-Held-out synthetic voices (bench/make_speech.py, split `test`) + real people from
-/work/shared/speech. Prints a table and writes bench/out/hearing.json.
-Usage: .venv/bin/python bench/hearing.py [--quick]
+Held-out synthetic voices (bench/make_speech.py, split `test`) + the held-out half of real
+people from /work/shared/speech (runner.people_split: the other half may be trained on).
+Prints one row per engine and writes bench/out/hearing.json.
+Usage: .venv/bin/python bench/hearing.py [--quick] [--no-baseline]
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from runner import PEOPLE, manifest, run  # noqa: E402
+from runner import manifest, people, run  # noqa: E402
 
 from voicecoach.audio import RATE, read_wav, write_wav  # noqa: E402
 from voicecoach.listening import Tuning, default_keywords  # noqa: E402
@@ -77,39 +78,42 @@ def summarise(name: str, sets: dict, detections: dict, seconds: float, audio_s: 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a fifth of the clips")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the slow SpeechRecognition baseline")
     args = ap.parse_args()
     step = 5 if args.quick else 1
     test = manifest("test")
-    people_stop = [{"path": str(p), "word": "stop", "action": "stop"}
-                   for p in sorted((PEOPLE / "commands" / "stop").glob("*.wav"))]
+    people_stop = [{"path": str(p), "word": "stop", "action": "stop"} for p in people("stop", "test")]
     sets = {
         "positive": [c for c in test if c["kind"] == "positive"][::step] + people_stop,
         "confusable": [c for c in test if c["kind"] != "positive"][::step],
-        "people_words": [{"path": str(p)} for p in sorted((PEOPLE / "commands").glob("*/*.wav"))
-                         if p.parent.name != "stop"][::step],
+        "people_words": [{"path": str(p)} for p in people("words", "test")][::step],
     }
-    digits = sorted((PEOPLE / "digits").glob("*.wav"))[::step]
+    digits = people("digits", "test")[::step]
     streams = counting_streams(digits)
     sets["counting"] = [{"path": str(p)} for p in streams]
     sets["counting_seconds"] = sum(len(read_wav(p)) / RATE for p in streams)
+    engines = [("learned", "learned"), ("pocketsphinx two-stage", "pocketsphinx")]
+    if not args.no_baseline:
+        engines.append(("sr.recognize_sphinx 1e-20", None))
     rows = []
-    for name, fn in (("voicecoach", None), ("sr.recognize_sphinx 1e-20", baseline)):
+    for name, engine in engines:
         t0, detections, audio_s = resource.getrusage(resource.RUSAGE_CHILDREN), {}, 0.0
         c0 = time.process_time()
         for kind in ("positive", "confusable", "people_words", "counting"):
             paths = [c["path"] for c in sets[kind]]
-            if kind == "counting" and fn is not None:
+            if kind == "counting" and engine is None:
                 paths = [str(p) for p in digits]      # the baseline is per clip
             audio_s += sum(len(read_wav(p)) / RATE for p in paths)
-            if fn is None:
-                detections[kind] = [[d.word for d in f] for f in run(paths, Tuning.load())]
+            if engine is None:
+                detections[kind] = baseline(paths)
             else:
-                detections[kind] = fn(paths)
+                detections[kind] = [[d.word for d in f] for f in run(paths, Tuning.load(), engine=engine)]
         t1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (t1.ru_utime - t0.ru_utime) + time.process_time() - c0
         rows.append(summarise(name, sets, detections, cpu, audio_s))
-    rows[0]["rss_mb_children"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    (OUT / "hearing.json").write_text(json.dumps(rows, indent=1))
+        rows[-1]["people_stop_recall"] = round(
+            sum(any(w == "stop" for w in f) for f in detections["positive"][-len(people_stop):]) / len(people_stop), 2)
+    (OUT / "hearing.json").write_text(json.dumps({"quick": args.quick, "rows": rows}, indent=1))
     for r in rows:
         print(json.dumps(r, indent=1))
 

@@ -11,18 +11,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from voicecoach.listening import (  # noqa: E402
-    Detection, PocketsphinxSpotter, Tuning, default_keywords, spot_file,
+    Detection, PocketsphinxSpotter, Tuning, default_keywords, make_spotter, spot_file,
 )
 
 SPEECH = ROOT / "bench" / "out" / "speech"
 PEOPLE = Path("/work/shared/speech")
 
-_spotter: PocketsphinxSpotter | None = None
+_spotter = None
 
 
-def _init(tuning: Tuning, verify: bool) -> None:
+def _init(tuning: Tuning, verify: bool, engine: str) -> None:
     global _spotter
-    _spotter = PocketsphinxSpotter(default_keywords(), tuning, verify=verify)
+    if engine == "pocketsphinx":
+        _spotter = PocketsphinxSpotter(default_keywords(), tuning, verify=verify)
+    else:
+        _spotter = make_spotter(default_keywords(), engine)
 
 
 def _one(path: str) -> list[Detection]:
@@ -31,10 +34,32 @@ def _one(path: str) -> list[Detection]:
     return list(spot_file(path, _spotter))
 
 
-def run(paths: list[str], tuning: Tuning, verify: bool = True, workers: int = 2) -> list[list[Detection]]:
-    """Detections for each clip, each clip heard from a fresh stream."""
-    with get_context("spawn").Pool(workers, initializer=_init, initargs=(tuning, verify)) as pool:
+def run(paths: list[str], tuning: Tuning, verify: bool = True, workers: int = 2,
+        engine: str = "pocketsphinx") -> list[list[Detection]]:
+    """Detections for each clip, each clip heard from a fresh stream (`tuning` and `verify`
+    apply to the pocketsphinx engine)."""
+    with get_context("spawn").Pool(workers, initializer=_init, initargs=(tuning, verify, engine)) as pool:
         return pool.map(_one, paths, chunksize=8)
+
+
+def people_split(path: Path) -> str:
+    """`train` or `test` for a person's clip: Speech Commands by speaker (half each), spoken
+    digits by speaker (george trains, jackson measures). Keyword positives ("stop") only measure."""
+    path = Path(path)
+    if path.parent.name == "digits":
+        return "train" if "_george_" in path.name else "test"
+    if path.parent.name == "stop":
+        return "test"
+    return "train" if int(path.name.split("_")[0], 16) % 2 == 0 else "test"
+
+
+def people(kind: str, split: str) -> list[Path]:
+    """People's clips of a kind (`stop`, `words` or `digits`) in one split."""
+    if kind == "digits":
+        paths = sorted((PEOPLE / "digits").glob("*.wav"))
+    else:
+        paths = [p for p in sorted((PEOPLE / "commands").glob("*/*.wav")) if (p.parent.name == "stop") == (kind == "stop")]
+    return [p for p in paths if people_split(p) == split]
 
 
 def manifest(split: str) -> list[dict]:

@@ -26,3 +26,8 @@ def test_help(command, capsys):
 def test_top_level_help_through_the_real_command(user_env):
     r = voicecoach("--help", env=user_env)
     assert r.returncode == 0 and all(c in r.stdout for c in COMMANDS)
+
+
+def test_engine_choices_match_the_listening_module() -> None:
+    from voicecoach import cli, listening
+    assert cli.ENGINES == listening.ENGINES

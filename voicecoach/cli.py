@@ -14,6 +14,9 @@ from typing import Callable, Dict, List, Optional
 
 from voicecoach import __version__
 
+ENGINES = ("auto", "learned", "pocketsphinx")
+"""listening.ENGINES, named here so `--help` does not load the engines (a test keeps them equal)."""
+
 EXIT_FAILURE, EXIT_USAGE, EXIT_BUSY = 1, 2, 5
 
 EPILOG = """exit codes: 0 completed, 1 failure, 2 bad usage or routine, 3 stopped for safety,
@@ -35,7 +38,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                       speaker_fail_at=args.speaker_fail_at, text=args.text,
                       listen=pick(args.listen, cfg.listen) is not False, db=pick(args.db, cfg.db),
                       voice=pick(args.voice, cfg.voice), rate=pick(args.rate, cfg.rate),
-                      volume=pick(args.volume, cfg.volume), timeline=args.timeline)
+                      volume=pick(args.volume, cfg.volume), timeline=args.timeline, engine=args.engine)
     result = run(opts)
     line = f"{result.outcome.value}: {result.rounds} round(s) done"
     if result.word:
@@ -115,7 +118,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     from voicecoach.launch import load, make_spotter
     from voicecoach.listening import spot_file
     cfg = load_config()
-    spotter = make_spotter(load(args.routine or cfg.routine))
+    spotter = make_spotter(load(args.routine or cfg.routine), engine=args.engine)
     for path in args.file or []:
         spotter.reset()
         for d in spot_file(path, spotter):
@@ -205,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="listen for stop words (default); --no-listen: voice stop is off, said at the start")
     p.add_argument("--db", type=Path, help="history database (default: in the user's data directory)")
     p.add_argument("--timeline", type=Path, help="write what the coach plays and hears, with times, as JSON lines")
+    p.add_argument("--engine", choices=ENGINES, default="auto", help="keyword spotter (default auto: "
+                   "the learned one for the default words, else pocketsphinx)")
     _voice_options(p)
 
     p = add("check", cmd_check, "validate routine files (exit 2 on any error)")
@@ -229,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--routine", type=Path, help="routine whose words to listen for")
     p.add_argument("--mic", help="microphone: device index or name")
     p.add_argument("--seconds", type=float, help="stop listening after this long")
+    p.add_argument("--engine", choices=ENGINES, default="auto", help="keyword spotter (default auto)")
 
     add("stop", cmd_stop, "stop the running session (like saying stop)")
     add("devices", cmd_devices, "list audio input and output devices, with the names --mic/--speaker take")

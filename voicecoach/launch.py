@@ -51,6 +51,7 @@ class RunOptions:
     volume: Optional[float] = None
     cache_dir: Optional[Path] = None
     timeline: Optional[Path] = None
+    engine: str = "auto"
 
 
 def load(path: Optional[Path]) -> Routine:
@@ -76,12 +77,12 @@ def render(routine: Routine, settings: VoiceSettings, cache_dir: Optional[Path] 
         session_phrases(routine), max_seconds={c: COUNT_MAX_SECONDS for c in counts})
 
 
-def make_spotter(routine: Routine, process: bool = False):
+def make_spotter(routine: Routine, process: bool = False, engine: str = "auto"):
     """The routine's spotter; in a child process for live sessions (see worker.py)."""
     from voicecoach.listening import Keyword, make_spotter as make
     from voicecoach.worker import ProcessSpotter
     keywords = [Keyword(p, a, s) for p, a, s in vocabulary(routine)]
-    return ProcessSpotter(keywords) if process else make(keywords)
+    return ProcessSpotter(keywords, engine) if process else make(keywords, engine)
 
 
 def text_clips(routine: Routine) -> Dict[str, Clip]:
@@ -196,12 +197,12 @@ def _devices(routine: Routine, opts: RunOptions, files: bool, stack: contextlib.
             return speaker, None
         mic = FileMicrophone(opts.mic_file, echo_from=speaker if opts.echo_db is not None else None,
                              echo_db=opts.echo_db or 0.0, fail_at=opts.mic_fail_at)
-        return speaker, SpotterEars(mic, make_spotter(routine), threaded=False)
+        return speaker, SpotterEars(mic, make_spotter(routine, engine=opts.engine), threaded=False)
     pa = open_pyaudio()
     stack.callback(pa.terminate)
     ears = None
     if opts.listen:
-        spotter = make_spotter(routine, process=True)   # loads while the microphone opens
+        spotter = make_spotter(routine, process=True, engine=opts.engine)   # loads while the mic opens
         stack.callback(spotter.close)
         mic = PyAudioMicrophone(pa, opts.mic)
         if not mic.wait_ready():

@@ -109,9 +109,8 @@ def default_keywords() -> list[Keyword]:
     return [Keyword(p, action) for action, phrases in table.items() for p in phrases]
 
 
-def _check_engine(engine: str) -> None:
-    if engine != "pocketsphinx":
-        raise ValueError(f"unknown engine {engine!r}; only 'pocketsphinx' is available")
+ENGINES = ("auto", "learned", "pocketsphinx")
+"""`learned` knows only the default vocabulary; `auto` uses it when it covers the routine's words."""
 
 
 def unknown_words(phrases: Iterable[str]) -> list[str]:
@@ -241,9 +240,16 @@ class PocketsphinxSpotter:
         return out
 
 
-def make_spotter(keywords: Sequence[Keyword], engine: str = "pocketsphinx") -> Spotter:
-    """The tuned two-stage spotter for `keywords`."""
-    _check_engine(engine)
+def make_spotter(keywords: Sequence[Keyword], engine: str = "auto") -> Spotter:
+    """The spotter for `keywords`: the learned one where it knows every word (it hears the
+    safety words far more often: README, Hearing), else the tuned two-stage pocketsphinx one."""
+    from voicecoach.learned import LearnedSpotter, covers
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    if engine == "learned" and not covers(keywords):
+        raise ValueError("the learned engine knows only the default words; use --engine pocketsphinx")
+    if engine == "learned" or (engine == "auto" and covers(keywords)):
+        return LearnedSpotter(keywords)
     return PocketsphinxSpotter(keywords, Tuning.load())
 
 

@@ -30,8 +30,8 @@ HEADER = struct.Struct("<i")
 class ProcessSpotter:
     """The Spotter interface, served by a child process; `close()` waits until it has ended."""
 
-    def __init__(self, keywords: Sequence[Keyword]) -> None:
-        spec = json.dumps([[k.phrase, k.action, k.sensitivity] for k in keywords])
+    def __init__(self, keywords: Sequence[Keyword], engine: str = "auto") -> None:
+        spec = json.dumps({"engine": engine, "keywords": [[k.phrase, k.action, k.sensitivity] for k in keywords]})
         self._proc = subprocess.Popen([sys.executable, "-m", "voicecoach.worker", spec],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self._found: "queue.Queue[Detection]" = queue.Queue()
@@ -96,7 +96,8 @@ def serve(spec: str, stdin=None, stdout=None) -> int:
     stdin = stdin or sys.stdin.buffer
     stdout = stdout or sys.stdout
     try:
-        spotter = make_spotter([Keyword(p, a, s) for p, a, s in json.loads(spec)])
+        wanted = json.loads(spec)
+        spotter = make_spotter([Keyword(p, a, s) for p, a, s in wanted["keywords"]], wanted["engine"])
     except ValueError as exc:
         print(exc, file=stdout, flush=True)
         return 2
