@@ -289,7 +289,7 @@ def summary(values: Sequence[float]) -> Dict[str, float]:
 def save(name: str, data: dict) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}.json"
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    path.write_text(json.dumps(data, indent=2, default=float) + "\n")   # numpy numbers too
     return path
 
 

@@ -40,7 +40,7 @@ PHASES = (0.15, 0.45, 0.75, 0.3, 0.6, 0.9)
 
 def measure(out: np.ndarray, kw_end: int, alert: np.ndarray) -> Dict[str, Optional[float]]:
     """Silence and warning start after keyword end, all indices on the same clock as `out`."""
-    cut = find(alert, out, kw_end, kw_end + 5 * RATE)
+    cut = find(alert, out, kw_end - RATE // 2, kw_end + 5 * RATE)   # a cut before the end counts too
     if cut is None:
         return {"silent": None, "warning": None}
     after = cut + len(alert)

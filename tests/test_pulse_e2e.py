@@ -128,17 +128,17 @@ def live_session(pulse: Pulse, pulse_env: Dict[str, str], tmp_path: Path, pain_a
 
 
 @pytest.mark.xfail(reason="known defect (issue 4): through a live PulseAudio loopback at 0 dB the "
-                   "delay-and-gain echo canceller leaves enough of the coach's voice for the spotter "
-                   "to hear 'hurts' in it in some runs; file-backed echo passes (test_selftrigger)",
+                   "echo canceller removes 13-25 dB of the coach's voice, and the spotter can still hear a "
+                   "safety word in it in some runs; file-backed echo passes (test_selftrigger)",
                    strict=False)
 def test_own_voice_at_0_db_does_not_stop_a_live_session(pulse: Pulse, pulse_env: Dict[str, str], tmp_path: Path) -> None:
     r = live_session(pulse, pulse_env, tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-@pytest.mark.xfail(reason="known defect (issue 4): through a live PulseAudio loopback at 0 dB the "
-                   "delay-and-gain echo canceller leaves enough of the coach's voice for the spotter "
-                   "to hear 'hurts' in it in some runs; file-backed echo passes (test_selftrigger)",
+@pytest.mark.xfail(reason="known defect (issue 4): through a live PulseAudio loopback at 0 dB a "
+                   "person's 'pain' over the counting is still missed in some runs (echo residue and "
+                   "the spotter's recall on this synthetic voice); file-backed echo passes",
                    strict=False)
 def test_pain_over_the_counting_stops_a_live_session(pulse: Pulse, pulse_env: Dict[str, str], tmp_path: Path) -> None:
     r = live_session(pulse, pulse_env, tmp_path, pain_after="two")
