@@ -4,8 +4,8 @@ The speaker beside the microphone puts the coach's own voice into what it hears,
 level of a person. The canceller keeps the last seconds of what was played, tracks the echo's
 delay by cross-correlation while the coach speaks (ten times a second), fits a short filter
 around that delay, and subtracts the filtered reference from each microphone frame before the
-spotter hears it. Through PulseAudio's loopback at 0 dB this removes a median 25 dB of the
-coach's voice (measured live, see README); room reverberation beyond +-0.5 ms is
+spotter hears it. Through PulseAudio's loopback at 0 dB this removes a median 20-25 dB of
+the coach's voice (measured live, see README); room reverberation beyond +-0.5 ms is
 left to the spotter and to the own-voice discount.
 """
 

@@ -44,7 +44,12 @@ def logmel(samples: np.ndarray) -> np.ndarray:
     if n <= 0:
         return np.zeros((0, BANDS))
     idx = np.arange(WINDOW)[None, :] + FRAME * np.arange(n)[:, None]
-    power = np.abs(np.fft.rfft(x[idx] * HANN, NFFT)) ** 2
+    return _log_bands(x[idx])
+
+
+def _log_bands(windows: np.ndarray) -> np.ndarray:
+    """Log mel-band power of 25 ms windows (rows), or of one window."""
+    power = np.abs(np.fft.rfft(windows * HANN, NFFT)) ** 2
     return np.log(power @ MEL.T + FLOOR)
 
 
@@ -60,5 +65,4 @@ class LogMelStream:
     def frame(self, samples: np.ndarray) -> np.ndarray:
         x = np.concatenate([self._tail, np.asarray(samples, np.float64)])
         self._tail = x[-HISTORY:]
-        power = np.abs(np.fft.rfft(x[-WINDOW:] * HANN, NFFT)) ** 2
-        return np.log(power @ MEL.T + FLOOR)
+        return _log_bands(x[-WINDOW:])

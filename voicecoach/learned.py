@@ -4,7 +4,7 @@ pocketsphinx scores a word against a phone loop, and on short words ("pain", "nu
 no threshold both hears them and ignores a person counting (bench/hearing.py). This spotter
 is trained for exactly this vocabulary (bench/train_spotter.py: many synthetic voices with
 noise and reverb against confusable words, counting and everyday speech) and runs every 30 ms
-on the stream; its weights ship in the package (data/spotter.npz, ~0.5 MB).
+on the stream; its weights ship in the package (data/spotter.npz, ~0.7 MB).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from voicecoach.audio import FRAME, RATE
 from voicecoach.features import BANDS, FLOOR, LogMelStream
-from voicecoach.listening import Detection, Keyword
+from voicecoach.listening import Detection, Keyword, whole_frames
 
 CONTEXT = 100           # frames of features the network sees (1 s)
 POOL = 2                # frames averaged together before the network (20 ms resolution)
@@ -102,13 +102,11 @@ class LearnedSpotter:
         self._last: Dict[str, float] = {}
 
     def process(self, frame: np.ndarray) -> List[Detection]:
-        data = np.concatenate([self._pending, np.asarray(frame, np.int16).ravel()])
-        usable = len(data) - len(data) % FRAME
-        self._pending = data[usable:]
+        frames, self._pending = whole_frames(self._pending, frame)
         found: List[Detection] = []
-        for i in range(0, usable, FRAME):
+        for f in frames:
             self._feats = np.roll(self._feats, -1, axis=0)
-            self._feats[-1] = self._stream.frame(data[i:i + FRAME])
+            self._feats[-1] = self._stream.frame(f)
             self._frames += 1
             if self._frames >= CONTEXT // 2 and self._frames % EVERY == 0:
                 found += self._evaluate()

@@ -67,6 +67,14 @@ class Spotter(Protocol):
     def reset(self) -> None: ...
 
 
+def whole_frames(pending: np.ndarray, audio: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Audio left over from last time plus new audio, as whole 10 ms frames and a new
+    remainder: every engine decodes whole frames, so how audio is chunked never matters."""
+    data = np.concatenate([pending, np.asarray(audio, dtype=np.int16).ravel()])
+    usable = len(data) - len(data) % FRAME
+    return [data[i:i + FRAME] for i in range(0, usable, FRAME)], data[usable:]
+
+
 @dataclass(frozen=True)
 class Tuning:
     """Parameters from data/kws.json: per-phrase KWS threshold exponents and stage-2 knobs."""
@@ -169,12 +177,10 @@ class PocketsphinxSpotter:
     def process(self, frame: np.ndarray) -> list[Detection]:
         """Feed audio of any length; decoding runs on whole 10 ms frames only, so chunking
         never changes what is heard."""
-        data = np.concatenate([self.pending, np.asarray(frame, dtype=np.int16).ravel()])
-        usable = len(data) - len(data) % FRAME
-        self.pending = data[usable:]
+        frames, self.pending = whole_frames(self.pending, frame)
         found: list[Detection] = []
-        for i in range(0, usable, FRAME):
-            found.extend(self._step(data[i:i + FRAME]))
+        for f in frames:
+            found.extend(self._step(f))
         return found
 
     def _step(self, frame: np.ndarray) -> list[Detection]:
@@ -243,13 +249,15 @@ class PocketsphinxSpotter:
 def make_spotter(keywords: Sequence[Keyword], engine: str = "auto") -> Spotter:
     """The spotter for `keywords`: the learned one where it knows every word (it hears the
     safety words far more often: README, Hearing), else the tuned two-stage pocketsphinx one."""
-    from voicecoach.learned import LearnedSpotter, covers
+    from voicecoach.learned import LearnedSpotter, Model, covers
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
-    if engine == "learned" and not covers(keywords):
-        raise ValueError("the learned engine knows only the default words; use --engine pocketsphinx")
-    if engine == "learned" or (engine == "auto" and covers(keywords)):
-        return LearnedSpotter(keywords)
+    if engine != "pocketsphinx":
+        model = Model.load()
+        if covers(keywords, model):
+            return LearnedSpotter(keywords, model)
+        if engine == "learned":
+            raise ValueError("the learned engine knows only the default words; use --engine pocketsphinx")
     return PocketsphinxSpotter(keywords, Tuning.load())
 
 
