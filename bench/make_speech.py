@@ -27,11 +27,19 @@ sys.path.insert(0, str(ROOT))
 from voicecoach.audio import RATE, read_wav, write_wav  # noqa: E402
 from voicecoach.listening import default_keywords  # noqa: E402
 
+TEST_VARIANTS = ("", "+f3", "+m7", "+Alicia", "+david")
+TUNE_VARIANTS = ("", "+f1", "+f2", "+f4", "+f5", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m8",
+                 "+Andy", "+Annie", "+anika", "+belinda", "+edward", "+Gene", "+john", "+Lee", "+max",
+                 "+Michael", "+norbert", "+steph", "+grandma", "+grandpa", "+klatt", "+klatt3", "+whisper")
 VOICES = {
-    "tune": (["en-us", "en-gb", "en-gb-x-rp", "en-029"], ["", "+f2", "+m3", "+Andy", "+Annie"]),
-    "test": (["en-gb-scotland", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd"],
-             ["", "+f3", "+m7", "+Alicia", "+david"]),
+    "tune": [f"espeak:{a}{v}" for a in ("en-us", "en-gb", "en-gb-x-rp", "en-029") for v in TUNE_VARIANTS]
+            + [f"flite:{v}" for v in ("kal16", "awb", "rms", "slt")] * 12,
+    "test": [f"espeak:{a}{v}" for a in ("en-gb-scotland", "en-us-nyc", "en-gb-x-gbclan", "en-gb-x-gbcwmd")
+             for v in TEST_VARIANTS] + ["festival:ked_diphone"] * 5,
 }
+"""Voices by split, never shared: the `tune` split's espeak accents and variants plus CMU flite's
+voices (a second synthesiser, about a third of the draws); the `test` split's other espeak accents and
+variants plus festival's ked, a speaker and synthesiser nothing is tuned or trained on."""
 CARRIERS = ("ow, {w}", "I feel {w}", "oh that's {w}", "it is {w}", "{w} in my leg")
 CONFUSABLES = (
     "paint plain pay main name rain thumb drum number again seven ten "      # from the issue
@@ -53,13 +61,25 @@ class Clip:
     action: str
     text: str
     word_end: float | None
+    voice: str = ""
 
 
 def synth(text: str, voice: str, rate: int, pitch: int) -> np.ndarray:
-    """espeak-ng speech at 16 kHz."""
+    """Speech at 16 kHz from `engine:voice` (espeak-ng, flite or festival); rate in words per
+    minute as espeak takes it (175 is normal), pitch 0-99 as espeak takes it."""
+    engine, name = voice.split(":", 1)
     with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-p", str(pitch), "-w", f.name,
-                        text], check=True, capture_output=True)
+        if engine == "espeak":
+            cmd = ["espeak-ng", "-v", name, "-s", str(rate), "-p", str(pitch), "-w", f.name, text]
+            subprocess.run(cmd, check=True, capture_output=True)
+        elif engine == "flite":
+            cmd = ["flite", "-voice", name, "--setf", f"duration_stretch={175 / rate:.2f}",
+                   "--setf", f"int_f0_target_mean={70 + 1.6 * pitch:.0f}", "-t", text, "-o", f.name]
+            subprocess.run(cmd, check=True, capture_output=True)
+        else:
+            scheme = f"(voice_{name}) (Parameter.set 'Duration_Stretch {175 / rate:.2f})"
+            subprocess.run(["text2wave", "-eval", scheme, "-o", f.name], input=text.encode(),
+                           check=True, capture_output=True)
         return read_wav(f.name)
 
 
@@ -111,15 +131,14 @@ def make(job: tuple, n: int, out: Path, seed: int) -> Clip:
     """Render one planned clip with a voice drawn from its split."""
     split, kind, word, action, text, ends = job
     rng = np.random.default_rng([seed, n])
-    accents, variants = VOICES[split]
-    voice = rng.choice(accents) + rng.choice(variants)
+    voice = str(rng.choice(VOICES[split]))
     speech = trim(synth(text, voice, int(rng.integers(120, 201)), int(rng.integers(30, 71))))
     audio, lead = degrade(speech, rng)
     path = out / split / kind / word.replace(" ", "_") / f"{n:05d}.wav"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_wav(path, audio)
     end = (lead + len(speech)) / RATE if ends else None
-    return Clip(str(path.relative_to(out)), split, kind, word, action, text, end)
+    return Clip(str(path.relative_to(out)), split, kind, word, action, text, end, voice)
 
 
 def main() -> None:

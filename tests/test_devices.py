@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import wave
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -120,3 +121,72 @@ def test_microphone_lost_when_its_device_goes_away(pulse):
         mic.close()
     finally:
         pa.terminate()
+
+
+class FakeStream:
+    """A PortAudio stream at a device's own rate: plays into a list, records from a signal."""
+
+    def __init__(self, signal: np.ndarray) -> None:
+        self.signal, self.played, self.pos = signal, [], 0
+
+    def read(self, n: int, exception_on_overflow: bool = True) -> bytes:
+        block = np.zeros(n, np.int16)
+        chunk = self.signal[self.pos:self.pos + n]
+        block[: len(chunk)] = chunk
+        self.pos += n
+        time.sleep(0.001)
+        return block.astype("<i2").tobytes()
+
+    def write(self, data: bytes) -> None:
+        self.played.append(np.frombuffer(data, "<i2"))
+
+    def stop_stream(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FakePyAudio:
+    """A PortAudio whose only device refuses 16 kHz: the coach must resample its stream."""
+
+    def __init__(self, rate: int, signal: Optional[np.ndarray] = None) -> None:
+        self.info = {"defaultSampleRate": float(rate), "name": "default"}
+        self.stream = FakeStream(np.zeros(0, np.int16) if signal is None else signal)
+
+    def get_device_count(self) -> int:
+        return 0
+
+    def get_default_input_device_info(self) -> dict:
+        return self.info
+
+    get_default_output_device_info = get_default_input_device_info
+
+    def is_format_supported(self, rate, **kwargs) -> bool:
+        raise ValueError("Invalid sample rate")
+
+    def open(self, **kwargs) -> FakeStream:
+        return self.stream
+
+
+@pytest.mark.parametrize("rate", [44100, 48000, 22050])
+def test_pyaudio_devices_at_other_rates_resample_as_one_stream(monkeypatch, rate):
+    """Block by block, the device streams carry exactly the whole signal resampled at once:
+    no clicks at 10 ms block edges, no drift from rounding each block's length."""
+    import voicecoach.devices as devices
+    monkeypatch.setattr(devices, "pulse_source", lambda index, pa: None)
+    monkeypatch.setattr(devices, "pulse_sink", lambda index, pa: None)
+    at_rate = resample(TONE, RATE, rate)
+    pa = FakePyAudio(rate, at_rate)
+    mic = PyAudioMicrophone(pa)
+    deadline, heard = time.monotonic() + 10, []
+    while sum(len(f) for _, f in heard) < RATE + 10 * FRAME and time.monotonic() < deadline:
+        heard += mic.frames(time.monotonic())
+        time.sleep(0.01)
+    mic.close()
+    expected = resample(at_rate, rate, RATE)
+    assert np.array_equal(np.concatenate([f for _, f in heard])[: len(expected)], expected)
+
+    spk = PyAudioSpeaker(FakePyAudio(rate))
+    for i in range(len(TONE) // FRAME):
+        spk.write(TONE[i * FRAME:(i + 1) * FRAME])
+    played = np.concatenate(spk._stream.played)
+    assert len(played) >= rate - 100 and np.array_equal(played, at_rate[: len(played)])

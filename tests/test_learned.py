@@ -47,3 +47,18 @@ def test_each_engine_hears_a_person_say_stop_once(engine: str) -> None:
 def test_sensitivity_moves_the_learned_threshold() -> None:
     spotter = LearnedSpotter([Keyword("stop", "stop", 1.0), Keyword("pain", "safety", 0.0)])
     assert spotter._thresholds == {"stop": pytest.approx(0.5), "pain": pytest.approx(0.99)}
+
+
+def test_the_spotter_sees_the_last_second_of_the_stream_and_decides_on_its_own_scores() -> None:
+    audio = read_wav(STOP)
+    audio = np.concatenate([audio, audio, audio])           # longer than the 1 s window
+    spotter = LearnedSpotter(default_keywords())
+    peaks = []
+    for i in range(0, len(audio) - FRAME + 1, FRAME):
+        peaks += [float(s[spotter.model.labels.index("stop")]) for _, s in spotter.scores(audio[i:i + FRAME])]
+    assert np.allclose(spotter.window(), logmel(audio)[-100:])
+    assert len(peaks) == len(audio) // FRAME // 3 - 50 // 3     # every 3rd frame from the 50th
+    spotter.reset()
+    heard = [d for i in range(0, len(audio) - FRAME + 1, FRAME) for d in spotter.process(audio[i:i + FRAME])]
+    assert heard and all(d.score >= spotter._thresholds["stop"] for d in heard)
+    assert max(peaks) >= spotter._thresholds["stop"]

@@ -130,6 +130,98 @@ def cmd_listen(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from voicecoach.enroll import MIN_TAKES, Enrollment, EnrollmentError, enroll, enrollment_path, load_enrollment
+    path = args.out or enrollment_path()
+    if args.forget:
+        if not path.exists():
+            print(f"no voice enrolment at {path}")
+            return 0
+        path.unlink()
+        print(f"removed the voice enrolment {path}")
+        return 0
+    if args.takes < MIN_TAKES:
+        return _fail(f"--takes {args.takes}: at least {MIN_TAKES} are needed (how they differ sets the "
+                     "accept distance)", EXIT_USAGE)
+    files = _take_files(args.take or [])
+    if isinstance(files, str):
+        return _fail(files, EXIT_USAGE)
+    from voicecoach.listening import default_keywords
+    known = {k.phrase: k.action for k in default_keywords()}
+    words = list(dict.fromkeys(" ".join(w.lower().split()) for w in args.word or []))
+    words = words or list(files) or [p for p, a in known.items() if a == "safety"]
+    for w in [*words, *files]:
+        if w not in known:
+            return _fail(f"cannot enrol {w!r}: not a word the coach listens for ({', '.join(known)})", EXIT_USAGE)
+    for w in words:
+        if files and len(files.get(w, [])) < args.takes:
+            return _fail(f"{w!r}: {len(files.get(w, []))} take(s) given, --takes asks for {args.takes}", EXIT_USAGE)
+    if set(files) - set(words):
+        return _fail(f"--take given for {', '.join(sorted(set(files) - set(words)))}, which --word does not name",
+                     EXIT_USAGE)
+    if files:
+        from voicecoach.audio import AudioFormatError, read_wav
+        try:
+            takes = {w: [read_wav(f) for f in files[w]] for w in words}
+        except (OSError, AudioFormatError) as exc:
+            return _fail(f"cannot read a take: {exc}", EXIT_USAGE)
+    else:
+        takes = _record_live(words, args)
+        if takes is None:
+            return EXIT_FAILURE
+    try:
+        new = enroll(takes)
+    except ValueError as exc:
+        return _fail(str(exc), EXIT_USAGE if files else EXIT_FAILURE)
+    note = ""
+    try:
+        old = load_enrollment(path)
+    except EnrollmentError:
+        old, note = None, " (it replaces a damaged one)"
+    kept = [p for p in old.templates if p not in new.templates] if old else []
+    if old and kept:                      # enrolling one word again keeps the others
+        new = Enrollment({**{p: old.templates[p] for p in kept}, **new.templates},
+                         {**{p: old.thresholds[p] for p in kept}, **new.thresholds})
+        note = f" (kept {', '.join(kept)})"
+    new.save(path)
+    print(f"enrolled {', '.join(words)}; saved to {path}{note}")
+    return 0
+
+
+def _take_files(specs: List[str]):
+    """--take PHRASE=WAV options grouped by phrase; a message (str) for a malformed one."""
+    files: Dict[str, List[Path]] = {}
+    for spec in specs:
+        phrase, sep, name = spec.partition("=")
+        if not sep or not phrase.strip() or not name:
+            return f"--take {spec!r}: expected PHRASE=FILE.wav, e.g. --take pain=pain1.wav"
+        files.setdefault(" ".join(phrase.lower().split()), []).append(Path(name))
+    return files
+
+
+def _record_live(words: List[str], args: argparse.Namespace):
+    """The takes from the microphone; None (after saying why) when no word was heard."""
+    from voicecoach.config import load_config, pick
+    from voicecoach.devices import DeviceError, PyAudioMicrophone, open_pyaudio
+    from voicecoach.enroll import NoSpeech, record_takes
+    print(f"Enrolling your voice: {args.takes} takes of {', '.join(repr(w) for w in words)}. Say each word "
+          "when asked, as you would during a stretch; stay quiet in between.", flush=True)
+    pa = open_pyaudio()
+    try:
+        mic = PyAudioMicrophone(pa, pick(args.mic, load_config().mic))
+        try:
+            if not mic.wait_ready():
+                raise DeviceError("the microphone delivers no audio: check it with `voicecoach doctor`")
+            return record_takes(mic, words, args.takes, sys.stdout)
+        finally:
+            mic.close()
+    except NoSpeech as exc:
+        _fail(str(exc))
+        return None
+    finally:
+        pa.terminate()
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     from voicecoach.instance import stop_running
     pid = stop_running()
@@ -236,6 +328,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, help="stop listening after this long")
     p.add_argument("--engine", choices=ENGINES, default="auto", help="keyword spotter (default auto)")
 
+    p = add("enroll", cmd_enroll, "record your own voice saying the safety words once, so the coach "
+            "hears them from you more surely (kept private in your data directory)")
+    p.add_argument("--takes", type=int, default=3, help="takes of each word (default 3, at least 2)")
+    p.add_argument("--word", action="extend", nargs="+", metavar="PHRASE",
+                   help="word(s) to enrol (default: every safety word the coach listens for)")
+    p.add_argument("--mic", help="microphone: device index or name (default: config file, then system)")
+    p.add_argument("--take", action="append", metavar="PHRASE=WAV",
+                   help="a take from a WAV file instead of the microphone, e.g. pain=pain1.wav (repeatable)")
+    p.add_argument("--out", type=Path, help="enrolment file (default: enrollment.npz in the user's data directory)")
+    p.add_argument("--forget", action="store_true", help="delete the enrolment (your voice templates) and exit")
+
     add("stop", cmd_stop, "stop the running session (like saying stop)")
     add("devices", cmd_devices, "list audio input and output devices, with the names --mic/--speaker take")
 
@@ -264,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     from voicecoach.devices import DeviceError
+    from voicecoach.enroll import EnrollmentError
     from voicecoach.history import HistoryError
     from voicecoach.instance import AlreadyRunning
     from voicecoach.routine import RoutineError
@@ -279,7 +383,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _fail(str(exc), EXIT_USAGE)
     except AlreadyRunning as exc:
         return _fail(str(exc), EXIT_BUSY)
-    except (DeviceError, HistoryError, SpeechEngineMissing, OSError) as exc:
+    except (DeviceError, EnrollmentError, HistoryError, SpeechEngineMissing, OSError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
         return 4

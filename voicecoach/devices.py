@@ -18,7 +18,7 @@ from typing import Iterator, List, Optional, Protocol, Tuple
 
 import numpy as np
 
-from voicecoach.audio import FRAME, RATE, PathLike, read_wav, resample, write_wav
+from voicecoach.audio import FRAME, RATE, PathLike, Resampler, read_wav, write_wav
 
 MIC_STALL_SECONDS = 1.0
 """No frames from the microphone for this long means it is lost."""
@@ -279,6 +279,8 @@ class PyAudioSpeaker(WallClock):
                                        frames_per_buffer=int(FRAME * self.rate / RATE))
         except (OSError, ValueError) as exc:
             raise DeviceError(f"cannot open the speaker ({exc}): see `voicecoach devices`") from exc
+        # one resampler for the whole stream: per-frame resampling clicks at every frame edge
+        self._resampler = Resampler(RATE, self.rate) if self.rate != RATE else None
         self._sink = pulse_sink(self._index, pa)
         self._gone: Optional[str] = None
         self._stop = threading.Event()
@@ -297,8 +299,8 @@ class PyAudioSpeaker(WallClock):
     def write(self, frame: np.ndarray) -> None:
         if self._gone is not None:
             raise DeviceError(f"the speaker stopped working ({self._gone})")
-        if self.rate != RATE:
-            frame = resample(frame, RATE, self.rate)
+        if self._resampler is not None:
+            frame = self._resampler.process(frame)
         self._started()
         try:
             self._stream.write(frame.astype("<i2").tobytes())
@@ -329,6 +331,7 @@ class PyAudioMicrophone:
         except (OSError, ValueError) as exc:
             raise DeviceError(f"no usable microphone ({exc}): plug one in, pick it with --mic "
                               "(see `voicecoach devices`), or run with --no-listen") from exc
+        self._resampler = Resampler(self.rate, RATE) if self.rate != RATE else None
         self._source = pulse_source(self._index, pa)
         self._queue: "queue.Queue[Tuple[float, np.ndarray]]" = queue.Queue()
         self._stop = threading.Event()
@@ -339,6 +342,7 @@ class PyAudioMicrophone:
 
     def _read_loop(self) -> None:
         pending = np.zeros(0, np.int16)
+        lag = self._resampler.latency if self._resampler is not None else 0.0
         checked = time.monotonic()
         while not self._stop.is_set():
             try:
@@ -353,9 +357,11 @@ class PyAudioMicrophone:
                     self._error = f"the audio source {self._source} went away"
                     return
             data = np.frombuffer(raw, "<i2")
-            pending = np.concatenate([pending, resample(data, self.rate, RATE) if self.rate != RATE else data])
+            if self._resampler is not None:   # one stream: no clicks or drift at block edges
+                data = self._resampler.process(data)
+            pending = np.concatenate([pending, data])
             while len(pending) >= FRAME:   # stamped with when it was heard: the newest sample is now
-                self._queue.put((self._last - len(pending) / RATE, pending[:FRAME]))
+                self._queue.put((self._last - lag - len(pending) / RATE, pending[:FRAME]))
                 pending = pending[FRAME:]
 
     def frames(self, until: float) -> List[TimedFrame]:

@@ -91,6 +91,33 @@ def default_path() -> Path:
     return root / "voicecoach" / "history.sqlite3"
 
 
+def private_dirs(directory: Path) -> None:
+    """Create `directory` and its missing parents 0700 whatever the umask (health data lives
+    there); directories that already exist are left as they are."""
+    missing = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o700)
+        except FileExistsError:
+            continue
+        os.chmod(d, 0o700)
+
+
+def open_private(path: Path, flags: int = os.O_RDWR) -> int:
+    """A new file, 0600 whatever the umask, as an open descriptor; FileExistsError if it exists
+    (O_EXCL: never reuses a file someone else created with looser permissions)."""
+    fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _stamp(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
@@ -229,30 +256,16 @@ class History:
         """Create missing directories 0700 and the database 0600 whatever the umask.
 
         SQLite gives new -wal and -shm files the database file's permissions."""
-        missing = []
-        parent = self.path.parent
-        while not parent.exists():
-            missing.append(parent)
-            parent = parent.parent
-        for directory in reversed(missing):
-            try:
-                os.mkdir(directory, 0o700)
-            except FileExistsError:
-                continue
-            os.chmod(directory, 0o700)
+        private_dirs(self.path.parent)
         for suffix in ("-wal", "-shm"):
             try:  # left read-only by a reader while the database was read-only: repair
                 os.chmod(f"{self.path}{suffix}", 0o600)
             except OSError:
                 pass  # absent, or not ours: SQLite reports any real problem
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(open_private(self.path))
         except FileExistsError:
             return
-        try:
-            os.fchmod(fd, 0o600)
-        finally:
-            os.close(fd)
 
     def _connect(self, mode: str) -> sqlite3.Connection:
         uri = f"file:{quote(str(self.path.absolute()))}?mode={mode}"

@@ -248,14 +248,16 @@ class PocketsphinxSpotter:
 
 def make_spotter(keywords: Sequence[Keyword], engine: str = "auto") -> Spotter:
     """The spotter for `keywords`: the learned one where it knows every word (it hears the
-    safety words far more often: README, Hearing), else the tuned two-stage pocketsphinx one."""
+    safety words far more often: README, Hearing), confirming grey-zone words with the person's
+    enrolled voice if `voicecoach enroll` was run; else the tuned two-stage pocketsphinx one."""
     from voicecoach.learned import LearnedSpotter, Model, covers
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
     if engine != "pocketsphinx":
         model = Model.load()
         if covers(keywords, model):
-            return LearnedSpotter(keywords, model)
+            from voicecoach.enroll import load_enrollment
+            return LearnedSpotter(keywords, model, load_enrollment())
         if engine == "learned":
             raise ValueError("the learned engine knows only the default words; use --engine pocketsphinx")
     return PocketsphinxSpotter(keywords, Tuning.load())
