@@ -1,9 +1,10 @@
 """Generate reproducible synthetic speech for tuning and testing the keyword spotter.
 
-No recordings of people saying "pain" or "numb" exist here, so positives come from espeak-ng
-with many voices, rates and pitches, then noise, reverb and gain (clean synthetic audio is
-recognised unrealistically). Voices (accent and variant) are split: the `tune` split never
-shares a voice with the `test` split, so test figures are on voices the tuning never heard.
+No recordings of people saying "pain" or "numb" exist here, so positives come from espeak-ng,
+flite and festival with many voices, rates and pitches, then noise, reverb and gain (clean
+synthetic audio is recognised unrealistically). Voices are split (see VOICES): the `tune` split
+never shares a voice with the `test` split, so test figures are on voices the tuning never heard.
+Needs Debian's espeak-ng, flite, festival and festvox-kdlpc16k (ked).
 
 Writes bench/out/speech/<split>/<kind>/<word>/<n>.wav and bench/out/speech/manifest.json.
 Usage: .venv/bin/python bench/make_speech.py [--per-word N] [--out DIR]
