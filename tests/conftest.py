@@ -69,11 +69,8 @@ def pactl(*args: str) -> str:
     return subprocess.run(["pactl", *args], check=True, capture_output=True, text=True, timeout=20).stdout
 
 
-@pytest.fixture(scope="session")
-def pulse_server() -> Iterator[None]:
+def ensure_pulseaudio() -> None:
     """Start PulseAudio (as the CI user, root included) if none is running."""
-    if shutil.which("pulseaudio") is None or shutil.which("pactl") is None:
-        pytest.fail("PulseAudio is not installed: scripts/test installs pulseaudio and pulseaudio-utils")
     if subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
         subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1", "--disallow-exit"], check=True,
                        capture_output=True)
@@ -82,6 +79,13 @@ def pulse_server() -> Iterator[None]:
             if time.monotonic() > deadline:
                 pytest.fail("PulseAudio did not start")
             time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def pulse_server() -> Iterator[None]:
+    if shutil.which("pulseaudio") is None or shutil.which("pactl") is None:
+        pytest.fail("PulseAudio is not installed: scripts/test installs pulseaudio and pulseaudio-utils")
+    ensure_pulseaudio()
     yield
 
 
@@ -103,6 +107,7 @@ def pulse_env(pulse_address: str, user_env: Dict[str, str], monkeypatch: pytest.
 
 @pytest.fixture
 def pulse(pulse_server: None) -> Iterator[Pulse]:
+    ensure_pulseaudio()     # a day-old server was seen to die mid-suite: the next test restarts it
     p = Pulse()
     yield p
     p.cleanup()
