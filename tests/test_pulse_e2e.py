@@ -129,7 +129,7 @@ def live_session(pulse: Pulse, pulse_env: Dict[str, str], tmp_path: Path, pain_a
 
 @pytest.mark.xfail(reason="known defect (issue 4): through a live PulseAudio loopback at 0 dB the "
                    "echo canceller removes 13-25 dB of the coach's voice; with the residue, the two live "
-                   "tests failed twice in twelve runs on 2026-11-26; file-backed echo passes (test_selftrigger)",
+                   "tests failed 3 times in 14 runs on 2026-11-26; file-backed echo passes (test_selftrigger)",
                    strict=False)
 def test_own_voice_at_0_db_does_not_stop_a_live_session(pulse: Pulse, pulse_env: Dict[str, str], tmp_path: Path) -> None:
     r = live_session(pulse, pulse_env, tmp_path)
@@ -138,7 +138,7 @@ def test_own_voice_at_0_db_does_not_stop_a_live_session(pulse: Pulse, pulse_env:
 
 @pytest.mark.xfail(reason="known defect (issue 4): through a live PulseAudio loopback at 0 dB a "
                    "person's 'pain' over the counting can still be missed (echo residue and the spotter's "
-                   "recall); the two live tests failed twice in twelve runs on 2026-11-26; file-backed echo passes",
+                   "recall); the two live tests failed 3 times in 14 runs on 2026-11-26; file-backed echo passes",
                    strict=False)
 def test_pain_over_the_counting_stops_a_live_session(pulse: Pulse, pulse_env: Dict[str, str], tmp_path: Path) -> None:
     r = live_session(pulse, pulse_env, tmp_path, pain_after="two")
