@@ -22,9 +22,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from runner import manifest  # noqa: E402
 
-from voicecoach.audio import FRAME, RATE, read_wav  # noqa: E402
 from voicecoach.learned import LearnedSpotter, Model  # noqa: E402
-from voicecoach.listening import FLUSH_SECONDS, default_keywords  # noqa: E402
+from voicecoach.listening import default_keywords, file_frames  # noqa: E402
 
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995)
 _spotter: Optional[LearnedSpotter] = None
@@ -39,14 +38,13 @@ def peak_scores(path: str) -> np.ndarray:
     """Each label's highest smoothed score over the clip, streamed as live audio."""
     assert _spotter is not None
     _spotter.reset()
-    audio = np.concatenate([read_wav(path), np.zeros(int(FLUSH_SECONDS * RATE), np.int16)])
     labels = _spotter.model.labels
     action = {k.phrase: k.action for k in default_keywords()}
     family = np.array([[i > 0 and j > 0 and action[labels[j]] == action[labels[i]] for j in range(len(labels))]
                        for i in range(len(labels))], float)
     peak = np.zeros(len(labels))
-    for i in range(0, len(audio), FRAME):
-        for _, smooth in _spotter.scores(audio[i:i + FRAME]):
+    for frame in file_frames(path):
+        for _, smooth in _spotter.scores(frame):
             peak = np.maximum(peak, family @ smooth)
     return peak
 

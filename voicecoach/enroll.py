@@ -24,8 +24,8 @@ from voicecoach.audio import RATE, rms_dbfs
 from voicecoach.dtw import MIN_PEAK_DB, QUIET_DB, energy_db, match_end, prepare
 from voicecoach.features import BANDS, FLOOR, logmel
 from voicecoach.history import default_path, open_private, private_dirs
+from voicecoach.learned import CONTEXT
 
-WINDOW = 100        # frames the live spotter keeps (learned.CONTEXT): where a take is tested
 MARGIN = 1.4        # accept distance = MARGIN x the median leave-one-out distance of the takes
 MIN_TAKES = 2
 VERSION = 1
@@ -146,7 +146,7 @@ def enroll(takes: Dict[str, List[np.ndarray]]) -> Enrollment:
     templates: Dict[str, Tuple[np.ndarray, ...]] = {}
     thresholds: Dict[str, float] = {}
     pad = np.zeros(RATE * 3 // 10, np.int16)          # tightly cut files: silence around the word
-    silence = np.full((WINDOW, BANDS), np.log(FLOOR), np.float32)
+    silence = np.full((CONTEXT, BANDS), np.log(FLOOR), np.float32)
     for phrase, audio in takes.items():
         if len(audio) < MIN_TAKES:
             raise ValueError(f"{phrase!r}: {len(audio)} take(s); at least {MIN_TAKES} are needed")
@@ -160,7 +160,7 @@ def enroll(takes: Dict[str, List[np.ndarray]]) -> Enrollment:
             end = int(np.flatnonzero(energy > energy.max() - QUIET_DB)[-1]) + 1
             words.append(f[lo:hi])
             padded = np.concatenate([silence, f])
-            windows.append(np.stack([padded[e:e + WINDOW] for e in range(end + 5, min(end + 30, len(f) + 1), 3)]))
+            windows.append(np.stack([padded[e:e + CONTEXT] for e in range(end + 5, min(end + 30, len(f) + 1), 3)]))
         templates[phrase] = tuple(words)
         loo = [Enrollment({phrase: templates[phrase][:k] + templates[phrase][k + 1:]}, {}
                           ).distances(phrase, w).min() for k, w in enumerate(windows)]

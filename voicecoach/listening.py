@@ -263,10 +263,15 @@ def make_spotter(keywords: Sequence[Keyword], engine: str = "auto") -> Spotter:
     return PocketsphinxSpotter(keywords, Tuning.load())
 
 
-def spot_file(path: Union[str, Path], spotter: Spotter) -> Iterator[Detection]:
-    """Stream a WAV (any rate/channels) through `spotter` exactly as live audio, then flush."""
-    samples = read_wav(path)
-    tail = np.zeros(int(FLUSH_SECONDS * RATE), dtype=np.int16)
-    audio = np.concatenate([samples, tail])
+def file_frames(path: Union[str, Path]) -> Iterator[np.ndarray]:
+    """A WAV (any rate/channels) in 10 ms frames as a microphone gives them, then the silence
+    that flushes a word said at its very end."""
+    audio = np.concatenate([read_wav(path), np.zeros(int(FLUSH_SECONDS * RATE), dtype=np.int16)])
     for i in range(0, len(audio), FRAME):
-        yield from spotter.process(audio[i:i + FRAME])
+        yield audio[i:i + FRAME]
+
+
+def spot_file(path: Union[str, Path], spotter: Spotter) -> Iterator[Detection]:
+    """Stream a WAV through `spotter` exactly as live audio, then flush."""
+    for frame in file_frames(path):
+        yield from spotter.process(frame)
