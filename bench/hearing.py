@@ -41,7 +41,7 @@ def counting_streams(paths: list[Path], per_stream: int = 100) -> list[Path]:
     return streams
 
 
-def baseline(paths: list[str]) -> list[list[str]]:
+def baseline(paths: list[str]) -> list[list[tuple[str, float]]]:
     """SpeechRecognition recognize_sphinx with keyword_entries at 1e-20, one clip at a time."""
     import speech_recognition as sr
     rec = sr.Recognizer()
@@ -54,7 +54,7 @@ def baseline(paths: list[str]) -> list[list[str]]:
             text = rec.recognize_sphinx(audio, keyword_entries=entries)
         except sr.UnknownValueError:
             text = ""
-        words.append([w for w in (k.phrase for k in default_keywords()) if w in text])
+        words.append([(w, 0.0) for w in (k.phrase for k in default_keywords()) if w in text])
     return words
 
 
@@ -64,7 +64,9 @@ def summarise(name: str, sets: dict, detections: dict, seconds: float, audio_s: 
     row: dict = {"engine": name, "cpu_share": seconds / audio_s}
     hits, totals = Counter(), Counter()
     for clip, found in zip(sets["positive"], detections["positive"]):
-        heard = any(action.get(w) == clip["action"] for w in found)
+        # only inside the clip: every clip ends in 0.6 s of noise, so a detection in the flush
+        # silence after it is not the word (the network once fired "tingling" there)
+        heard = any(action.get(w) == clip["action"] and t <= clip["seconds"] for w, t in found)
         source = clip.get("voice", "person:").split(":")[0]        # espeak, festival, person
         for key in (clip["word"], f"all {source}"):
             totals[key] += 1
@@ -73,7 +75,7 @@ def summarise(name: str, sets: dict, detections: dict, seconds: float, audio_s: 
     for kind in ("people_words", "confusable"):
         row[f"fa_per_clip_{kind}"] = round(sum(map(bool, detections[kind])) / len(sets[kind]), 4)
     hours = sets["counting_seconds"] / 3600
-    stops = sum(sum(action.get(w) in ("safety", "stop") for w in f) for f in detections["counting"])
+    stops = sum(sum(action.get(w) in ("safety", "stop") for w, _ in f) for f in detections["counting"])
     row["false_stops_per_hour_counting"] = round(stops / hours, 1)
     return row
 
@@ -92,6 +94,8 @@ def main() -> None:
         "confusable": [c for c in test if c["kind"] != "positive"][::step],
         "people_words": [{"path": str(p)} for p in people("words", "test")][::step],
     }
+    for clip in sets["positive"]:
+        clip["seconds"] = len(read_wav(clip["path"])) / RATE
     digits = people("digits", "test")[::step]
     streams = counting_streams(digits)
     sets["counting"] = [{"path": str(p)} for p in streams]
@@ -113,12 +117,13 @@ def main() -> None:
             if engine is None:
                 detections[kind] = baseline(paths)
             else:
-                detections[kind] = [[d.word for d in f] for f in run(paths, Tuning.load(), engine=engine)]
+                detections[kind] = [[(d.word, d.t) for d in f] for f in run(paths, Tuning.load(), engine=engine)]
         t1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (t1.ru_utime - t0.ru_utime) + time.process_time() - c0
         rows.append(summarise(name, sets, detections, cpu, audio_s))
         rows[-1]["people_stop_recall"] = round(
-            sum(any(w == "stop" for w in f) for f in detections["positive"][-len(people_stop):]) / len(people_stop), 2)
+            sum(any(w == "stop" and t <= c["seconds"] for w, t in f)
+                for f, c in zip(detections["positive"][-len(people_stop):], people_stop)) / len(people_stop), 2)
     (OUT / "hearing.json").write_text(json.dumps({"quick": args.quick, "rows": rows}, indent=1))
     for r in rows:
         print(json.dumps(r, indent=1))

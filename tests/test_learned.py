@@ -62,3 +62,25 @@ def test_the_spotter_sees_the_last_second_of_the_stream_and_decides_on_its_own_s
     heard = [d for i in range(0, len(audio) - FRAME + 1, FRAME) for d in spotter.process(audio[i:i + FRAME])]
     assert heard and all(d.score >= spotter._thresholds["stop"] for d in heard)
     assert max(peaks) >= spotter._thresholds["stop"]
+
+
+SILENCE_DEFECT = pytest.mark.xfail(
+    reason="known defect (issue 4): the shipped network never heard noise fall to exact zeros and fires "
+    "'tingling' there; a retrained one that did heard people's 'stop' less (README, the correction)", strict=True)
+
+
+@pytest.mark.parametrize("clip", [pytest.param("bed-62581901_nohash_0.wav", marks=SILENCE_DEFECT),
+                                  pytest.param("go-2f813234_nohash_1.wav", marks=SILENCE_DEFECT),
+                                  pytest.param("three-439c84f4_nohash_1.wav", marks=SILENCE_DEFECT),
+                                  "up-1eddce1d_nohash_3.wav", "digit-7_jackson_1.wav"])
+def test_noise_falling_to_digital_silence_is_not_a_word(clip: str) -> None:
+    """A file's end, a muted microphone or a PulseAudio monitor with nothing playing drops from
+    noise to exact zeros; a network that never heard that fired "tingling" there."""
+    rng = np.random.default_rng(5)
+    word = read_wav(STOP.parent / clip).astype(np.float64)
+    noisy = np.concatenate([np.zeros(8000), word, np.zeros(8000)])
+    noisy += rng.standard_normal(len(noisy)) * np.sqrt(np.mean(word ** 2) / 10 ** (15 / 10))   # 15 dB SNR
+    audio = np.concatenate([noisy, np.zeros(16000)]).astype(np.int16)
+    spotter = LearnedSpotter(default_keywords())
+    heard = [d for i in range(0, len(audio), FRAME) for d in spotter.process(audio[i:i + FRAME])]
+    assert heard == []

@@ -131,7 +131,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from voicecoach.enroll import MIN_TAKES, Enrollment, EnrollmentError, enroll, enrollment_path, load_enrollment
+    from voicecoach.enroll import MIN_TAKES, enroll, enrollment_path, save_enrollment
     path = args.out or enrollment_path()
     if args.forget:
         if not path.exists():
@@ -173,17 +173,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         new = enroll(takes)
     except ValueError as exc:
         return _fail(str(exc), EXIT_USAGE if files else EXIT_FAILURE)
-    note = ""
-    try:
-        old = load_enrollment(path)
-    except EnrollmentError:
-        old, note = None, " (it replaces a damaged one)"
-    kept = [p for p in old.templates if p not in new.templates] if old else []
-    if old and kept:                      # enrolling one word again keeps the others
-        new = Enrollment({**{p: old.templates[p] for p in kept}, **new.templates},
-                         {**{p: old.thresholds[p] for p in kept}, **new.thresholds})
-        note = f" (kept {', '.join(kept)})"
-    new.save(path)
+    note = save_enrollment(new, path)
     print(f"enrolled {', '.join(words)}; saved to {path}{note}")
     return 0
 

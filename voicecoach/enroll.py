@@ -23,7 +23,7 @@ import numpy as np
 from voicecoach.audio import RATE, rms_dbfs
 from voicecoach.dtw import MIN_PEAK_DB, QUIET_DB, energy_db, match_end, prepare
 from voicecoach.features import BANDS, FLOOR, logmel
-from voicecoach.history import default_path, open_private, private_dirs
+from voicecoach.history import default_path, private_dirs
 from voicecoach.learned import CONTEXT
 
 MARGIN = 1.4        # accept distance = MARGIN x the median leave-one-out distance of the takes
@@ -79,9 +79,10 @@ class Enrollment:
                   "thresholds": np.array([self.thresholds[p] for p in self.templates])}
         for i, takes in enumerate(self.templates.values()):
             arrays.update({f"take_{i}_{k}": np.asarray(t, np.float32) for k, t in enumerate(takes)})
-        tmp = Path(tempfile.mktemp(prefix=".enrollment-", dir=path.parent))
+        fd, name = tempfile.mkstemp(prefix=".enrollment-", dir=path.parent)   # 0600 by mkstemp
+        tmp = Path(name)
         try:
-            with os.fdopen(open_private(tmp, os.O_WRONLY), "wb") as f:
+            with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
                 f.flush()
                 os.fsync(f.fileno())
@@ -124,6 +125,22 @@ def load_enrollment(path: Optional[Path] = None) -> Optional[Enrollment]:
         return Enrollment.load(path or enrollment_path())
     except FileNotFoundError:
         return None
+
+
+def save_enrollment(new: Enrollment, path: Path) -> str:
+    """Save `new`, keeping the other words of an enrolment already at `path` (enrolling one word
+    again keeps the rest); a note for the person of what was kept or replaced."""
+    try:
+        old = load_enrollment(path)
+    except EnrollmentError:
+        new.save(path)
+        return " (it replaces a damaged one)"
+    kept = [p for p in old.templates if p not in new.templates] if old else []
+    if old and kept:
+        new = Enrollment({**{p: old.templates[p] for p in kept}, **new.templates},
+                         {**{p: old.thresholds[p] for p in kept}, **new.thresholds})
+    new.save(path)
+    return f" (kept {', '.join(kept)})" if kept else ""
 
 
 def _threshold(loo: Sequence[float]) -> float:
