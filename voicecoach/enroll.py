@@ -136,7 +136,7 @@ def save_enrollment(new: Enrollment, path: Path) -> str:
         new.save(path)
         return " (it replaces a damaged one)"
     kept = [p for p in old.templates if p not in new.templates] if old else []
-    if old and kept:
+    if kept:
         new = Enrollment({**{p: old.templates[p] for p in kept}, **new.templates},
                          {**{p: old.thresholds[p] for p in kept}, **new.thresholds})
     new.save(path)
