@@ -67,7 +67,8 @@ def pactl(*args: str) -> str:
 def ensure_pulse() -> str:
     """A running PulseAudio server (started if needed); its address, for PULSE_SERVER."""
     if subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
-        subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1"], check=True, capture_output=True)
+        subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1", "--no-cpu-limit", "--realtime=no",
+                        "--high-priority=no"], check=True, capture_output=True)   # as tests/conftest.py
         deadline = time.monotonic() + 15
         while subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
             if time.monotonic() > deadline:

@@ -6,8 +6,10 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Dict, Iterator, List
 
@@ -61,24 +63,48 @@ class Pulse:
 
     def cleanup(self) -> None:
         for m in reversed(self.modules):
-            subprocess.run(["pactl", "unload-module", m], capture_output=True)
+            subprocess.run(["pactl", "unload-module", m], capture_output=True, env=HOST_ENV)
         self.modules.clear()
 
 
+HOST_ENV = dict(os.environ)     # before any test moves XDG_RUNTIME_DIR, where libpulse looks
+PULSE_LOG = Path(tempfile.gettempdir()) / "voicecoach-test-pulseaudio.log"
+_started: List[bool] = []      # this run has started a server: starting another is a restart
+
+
 def pactl(*args: str) -> str:
-    return subprocess.run(["pactl", *args], check=True, capture_output=True, text=True, timeout=20).stdout
+    return subprocess.run(["pactl", *args], check=True, capture_output=True, text=True, timeout=20,
+                          env=HOST_ENV).stdout
+
+
+def pulse_running() -> bool:
+    return subprocess.run(["pactl", "info"], capture_output=True, env=HOST_ENV).returncode == 0
 
 
 def ensure_pulseaudio() -> None:
-    """Start PulseAudio (as the CI user, root included) if none is running."""
-    if subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
-        subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1", "--disallow-exit"], check=True,
-                       capture_output=True)
-        deadline = time.monotonic() + 15
-        while subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
-            if time.monotonic() > deadline:
-                pytest.fail("PulseAudio did not start")
-            time.sleep(0.2)
+    """Start PulseAudio (as the CI user, root included) if none is running, in the host's
+    environment so that its socket is where every test looks (a restart inside a test's moved
+    XDG_RUNTIME_DIR put it where no test looked: CI, stop 10). Without the CPU-load limiter and
+    real-time scheduling, the two ways a busy daemon ends itself; which one ended the CI's
+    server mid-suite is not known, so its log is kept and shown on a restart."""
+    if pulse_running():
+        return
+    log = f"\n(the earlier server's last log lines:\n{tail(PULSE_LOG)})" if _started else ""
+    subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1", "--disallow-exit", "--no-cpu-limit",
+                    "--realtime=no", "--high-priority=no", f"--log-target=file:{PULSE_LOG}"],
+                   check=True, capture_output=True, env=HOST_ENV)
+    deadline = time.monotonic() + 15
+    while not pulse_running():
+        if time.monotonic() > deadline:
+            pytest.fail(f"PulseAudio did not start; its log:\n{tail(PULSE_LOG)}{log}")
+        time.sleep(0.2)
+    if _started:            # a restart: say why, so a dying server is seen, not silently papered over
+        warnings.warn(f"PulseAudio was restarted{log}")
+    _started.append(True)
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
 @pytest.fixture(scope="session")
@@ -89,9 +115,10 @@ def pulse_server() -> Iterator[None]:
     yield
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def pulse_address(pulse_server: None) -> str:
-    """The server's socket, read before any test moves XDG_RUNTIME_DIR, where libpulse looks."""
+    """The server's socket, read per test: a restarted server may not reuse the old one."""
+    ensure_pulseaudio()
     info = pactl("info")
     server = next(line.split(":", 1)[1].strip() for line in info.splitlines()
                   if line.startswith("Server String:"))
@@ -107,7 +134,7 @@ def pulse_env(pulse_address: str, user_env: Dict[str, str], monkeypatch: pytest.
 
 @pytest.fixture
 def pulse(pulse_server: None) -> Iterator[Pulse]:
-    ensure_pulseaudio()     # a day-old server was seen to die mid-suite: the next test restarts it
+    ensure_pulseaudio()     # a server was seen to die mid-suite (CI, stop 10): the next test restarts it
     p = Pulse()
     yield p
     p.cleanup()

@@ -37,7 +37,7 @@ class StallingObserver:
             if cmd.text == "two":
                 time.sleep(0.5)
 
-    def discounted(self, heard) -> None:
+    def heard(self, heard, discounted: bool) -> None:
         pass
 
 

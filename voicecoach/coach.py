@@ -18,7 +18,7 @@ from typing import Callable, Deque, Dict, List, Mapping, Optional, Protocol, Tex
 import numpy as np
 
 from voicecoach.audio import FRAME_SECONDS, RATE
-from voicecoach.echo import EchoCanceller
+from voicecoach.echo import EchoCanceller, only_echo
 from voicecoach.devices import DeviceError, Microphone, MicrophoneLost, Speaker
 from voicecoach.history import History, Hold
 from voicecoach.playback import Player
@@ -47,6 +47,7 @@ class Heard:
     start: float
     end: float
     score: float = 0.0
+    echo_db: Optional[float] = None     # echo.left_db over the word: None if the coach was silent
 
 
 class Ears(Protocol):
@@ -85,8 +86,8 @@ class SpotterEars:
             self._times.append(t)
             self._fed += 1
             for d in self._spotter.process(frame):
-                heard.append(Heard(d.word, d.action, self._session_time(d.start),
-                                   self._session_time(d.t), d.score))
+                start, end = self._session_time(d.start), self._session_time(d.t)
+                heard.append(Heard(d.word, d.action, start, end, d.score, self.echo.left_db(start, end)))
         return heard
 
     def _session_time(self, stream_t: float) -> float:
@@ -165,7 +166,8 @@ def is_own_voice(phrase: str, spoken: List[str]) -> bool:
 class Observer(Protocol):
     def command(self, cmd: Command, session: Session) -> None: ...
 
-    def discounted(self, heard: Heard) -> None: ...
+    def heard(self, heard: Heard, discounted: bool) -> None:
+        """A word the spotter heard, and whether it was discounted as the coach's own voice."""
 
 
 @dataclass
@@ -258,13 +260,15 @@ class Coach:
         """Whether a heard word is the coach's own voice rather than the person's.
 
         Safety words and "stop" are discounted only when the coach was saying that word (or one
-        of its family) then: a person's "pain" over the counting must always be heard. Pause,
-        resume and repeat only matter when the coach is quiet, so any coach speech under them
-        discounts them ("release" was heard as "repeat" through a live echo).
-        """
+        of its family) then, or when all that was heard is the residue of its echo (the spotter
+        misheard the coach's other words: "hurts" in "release"): a person's "pain" over the
+        counting must always be heard. Pause, resume and repeat only matter when the coach is
+        quiet, so any coach speech under them discounts them ("release" was heard as "repeat")."""
         if heard.action in ("pause", "resume", "repeat"):
             if self.player.speaking(heard.start, heard.end, CONTROL_MARGIN):
                 return True
+        if only_echo(heard.echo_db):
+            return True
         spoken = self.player.speaking(heard.start, heard.end, self.echo_margin)
         return any(is_own_voice(p, spoken) for p in self._same_action(heard))
 
@@ -287,9 +291,10 @@ class Coach:
                 # what is heard now answers what the person hears now: the speaker's buffer
                 # plays `now` later, and the wall clock says which sample is sounding
                 for h in self.ears.poll(now + min(self.speaker.behind(now), 0.0)):
-                    if self._own_voice(h):
-                        if self.observer:
-                            self.observer.discounted(h)
+                    own = self._own_voice(h)
+                    if self.observer:
+                        self.observer.heard(h, own)
+                    if own:
                         continue
                     events.append(Event(Action(h.action), h.word))
             except MicrophoneLost as exc:

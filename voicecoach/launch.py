@@ -119,10 +119,11 @@ class Printer:
         if self.status is not None and isinstance(cmd, Ended):
             self.status.write("\r\033[K")
 
-    def discounted(self, heard: Heard) -> None:
+    def heard(self, heard: Heard, discounted: bool) -> None:
         if self.timeline is not None:
-            self.timeline.write(json.dumps({"type": "discounted", "word": heard.word,
-                                            "start": heard.start, "at": heard.end}) + "\n")
+            self.timeline.write(json.dumps({"type": "discounted" if discounted else "heard", "word": heard.word,
+                                            "start": heard.start, "at": heard.end,
+                                            "echo_db": heard.echo_db}) + "\n")
 
 
 def _fit(line: str, stream: TextIO) -> str:
