@@ -68,9 +68,8 @@ def test_the_spotter_sees_the_last_second_of_the_stream_and_decides_on_its_own_s
                                   "three-439c84f4_nohash_1.wav", "up-1eddce1d_nohash_3.wav",
                                   "digit-7_jackson_1.wav"])
 def test_noise_falling_to_digital_silence_is_not_a_word(clip: str) -> None:
-    """A file's end, a muted microphone or a PulseAudio monitor with nothing playing drops from
-    noise to exact zeros; the network never heard that and fired "tingling" there on these three
-    first clips. (What it makes of the words themselves is bench/hearing.py's to measure: it
+    """A file's end or a muted microphone drops from a room's noise to exact zeros; the network
+    never heard that and fired "tingling" there on these three first clips. (What it makes of the words themselves is bench/hearing.py's to measure: it
     takes "bed" at 15 dB for "resume".)"""
     rng = np.random.default_rng(5)
     word = read_wav(STOP.parent / clip).astype(np.float64)
