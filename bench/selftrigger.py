@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (Pulse, person_says, play, save, table, timeline, user_env, voicecoach,  # noqa: E402
+from common import (REPO, Pulse, person_says, play, save, table, timeline, user_env, voicecoach,  # noqa: E402
                     wait_for_say, workdir, write_routine)
 
 from voicecoach.echo import only_echo  # noqa: E402
@@ -81,7 +81,7 @@ def main() -> int:
     result = digest(trials)
     path = save("selftrigger", {"results": result, "trials": trials, "seconds": time.monotonic() - started})
     print(table([["measure", "value"]] + [[k, str(v)] for k, v in result.items()]))
-    print(f"\n({time.monotonic() - started:.0f} s; {path.relative_to(path.parents[2])})")
+    print(f"\n({time.monotonic() - started:.0f} s; {path.relative_to(REPO)})")
     return 0
 
 

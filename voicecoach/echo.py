@@ -91,19 +91,18 @@ class EchoCanceller:
             self._since_estimate = 0
             self._estimate()
         if self.model is None:
-            self._keep(begin, frame, np.zeros(0))
-            return frame
-        delay, taps = self.model
-        ref = self._reference(begin - delay - HALF, len(frame) + 2 * HALF)
-        echo = np.convolve(ref, taps, "valid")
-        out = np.clip(frame - echo, -32768, 32767).astype(np.int16)
-        self._keep(begin, out, echo)
+            out, echo = frame, np.zeros(len(frame), np.float32)
+        else:
+            echo = self._echo(self.model, begin, len(frame))
+            out = np.clip(frame - echo, -32768, 32767).astype(np.int16)
+        with self._lock:
+            self._powers.append((begin, float(np.mean(out.astype(np.float64) ** 2)), float(np.mean(echo ** 2))))
         return out
 
-    def _keep(self, begin: int, left: np.ndarray, echo: np.ndarray) -> None:
-        power = float(np.mean(left.astype(np.float64) ** 2))
-        with self._lock:
-            self._powers.append((begin, power, float(np.mean(echo ** 2)) if len(echo) else 0.0))
+    def _echo(self, model: Tuple[int, np.ndarray], begin: int, n: int) -> np.ndarray:
+        """The echo `model` predicts in session samples [begin, begin + n)."""
+        delay, taps = model
+        return np.convolve(self._reference(begin - delay - HALF, n + 2 * HALF), taps, "valid")
 
     def left_db(self, start: float, end: float) -> Optional[float]:
         """What cancellation left of the microphone from `start` to `end` (session seconds), in dB
@@ -186,7 +185,6 @@ class EchoCanceller:
         model = self._fit(mic, b)
         if model is None:
             return None
-        delay, taps = model
-        echo = np.convolve(self._reference(a - delay - HALF, len(mic) + 2 * HALF), taps, "valid")
+        echo = self._echo(model, a, len(mic))
         left = float(np.sum((mic - echo).astype(np.float64) ** 2))
         return 10 * float(np.log10(max(left, 1e-9) / max(float(np.sum(echo.astype(np.float64) ** 2)), 1e-9)))
