@@ -39,8 +39,9 @@ import numpy as np
 
 from voicecoach.audio import FRAME, RATE, read_wav
 
-FORMAT_VERSION = 1
-"""Bump when the stored clip format or the processing changes, to orphan old cache files."""
+FORMAT_VERSION = 2
+"""Bump when the stored clip format or the processing changes, to orphan old cache files
+(2: clips resampled to 16 kHz by the band-limited resampler, not linear interpolation)."""
 DEFAULT_RATE = 200
 """What pyttsx3's espeak driver sets at init (its getProperty("rate") reports 175 regardless)."""
 MIN_RATE, MAX_RATE = 80, 450
