@@ -7,6 +7,7 @@ keyword alone and at the end of a carrier phrase. Negatives: confusable words, c
 everyday phrases, and the `train` half of people's recordings (bench/runner.people_split).
 Training needs PyTorch (`pip install torch`), the product does not: the weights are exported
 to numpy (voicecoach/learned.py runs them).
+Then bench/train_head.py adds the speech-embedding head to the model it wrote.
 Usage: .venv/bin/python bench/train_spotter.py [--per-word N] [--epochs N]
 """
 
@@ -229,7 +230,12 @@ def train(feats: np.ndarray, ends: np.ndarray, y: np.ndarray, labels: list[str],
               tuple((arr(c.weight.permute(2, 1, 0)), arr(c.bias), d) for c, d in zip(convs, dilations)),
               ((arr(dense[0].weight.T), arr(dense[0].bias)), (arr(dense[2].weight.T), arr(dense[2].bias))), tail)
     torch.save({"convs": convs.state_dict(), "dense": dense.state_dict()}, ROOT / "bench" / "out" / f"spotter-{seed}.pt")
-    check = windows(rng.choice(len(y), 64))
+    return exported(net, forward, windows(rng.choice(len(y), 64)))
+
+
+def exported(net: Net, forward, check) -> Net:
+    """The numpy net, once it gives what the torch model it came from gives on `check`."""
+    import torch
     with torch.no_grad():
         expected = torch.softmax(forward(check), dim=1).numpy()
     assert np.allclose(net.probabilities(check.numpy()), expected, atol=1e-4), "numpy export differs"

@@ -5,8 +5,9 @@ no threshold both hears them and ignores a person counting (bench/hearing.py). T
 is trained for exactly this vocabulary (bench/train_spotter.py: espeak-ng and flite voices,
 sped and slowed, with noise and reverb, against confusable words, counting, everyday speech
 and people's recordings) and runs every 30 ms on the stream; its weights ship in the package
-(data/spotter.npz, ~0.3 MB) and run in numpy. A person's enrolled takes (enroll.py) may
-confirm a word it was unsure of."""
+(data/spotter.npz, ~1.5 MB) and run in numpy. A small head over speech embeddings
+(embedding.py, every 40 ms; bench/train_head.py), which learned speech from real voices, has a
+share of each score. A person's enrolled takes (enroll.py) may confirm a word it was unsure of."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from voicecoach.audio import FRAME, RATE
+from voicecoach.embedding import Embedder
 from voicecoach.features import BANDS, FLOOR, LogMelStream
 from voicecoach.listening import Detection, Keyword, whole_frames
 
@@ -28,6 +30,7 @@ CONTEXT = 100           # frames of features the network sees (1 s)
 POOL = 2                # frames averaged together before the network (20 ms resolution)
 EVERY = 3               # frames between evaluations (30 ms)
 SMOOTH = 3              # evaluations averaged before a threshold is applied
+HEAD_SMOOTH = 2         # the embedding head's evaluations (40 ms apart) averaged
 REFRACTORY = 1.0        # seconds during which one action is not reported again
 ENROLLED_FLOOR = 0.2    # a score from which the person's enrolled takes may confirm a word
 BACKGROUND = 300        # frames (3 s) in which a room is heard before digital silence
@@ -145,15 +148,24 @@ class Model:
 
     labels: tuple                      # "" is "no keyword"; the others are phrases
     nets: Tuple[Net, ...]
-    threshold: float
+    threshold: float                   # on the blended score
+    head: Tuple[Net, ...] = ()         # over speech embeddings (embedding.py), if any
+    blend: float = 0.0                 # the head's share of the score
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         return np.mean([net.probabilities(x) for net in self.nets], axis=0)
 
+    def head_probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Label probabilities for a batch of embedding windows (batch, STEPS, DIMS)."""
+        return np.mean([net.probabilities(x) for net in self.head], axis=0)
+
     def save(self, path) -> None:
-        arrays = {"labels": np.array(self.labels), "threshold": np.array(self.threshold)}
+        arrays = {"labels": np.array(self.labels), "threshold": np.array(self.threshold),
+                  "blend": np.array(self.blend)}
         for j, net in enumerate(self.nets):
             arrays.update(net.arrays(f"net{j}_"))
+        for j, net in enumerate(self.head):
+            arrays.update(net.arrays(f"head{j}_"))
         np.savez_compressed(path, **arrays)
 
     @classmethod
@@ -163,8 +175,12 @@ class Model:
             data = np.load(BytesIO(resources.files("voicecoach").joinpath("data/spotter.npz").read_bytes()))
         else:
             data = np.load(path)
-        nets = tuple(Net.from_arrays(data, f"net{j}_") for j in range(sum(k.endswith("_mean") for k in data.files)))
-        return cls(tuple(str(x) for x in data["labels"]), nets, float(data["threshold"]))
+        def count(kind: str) -> int:
+            return sum(k.startswith(kind) and k.endswith("_mean") for k in data.files)
+        nets = tuple(Net.from_arrays(data, f"net{j}_") for j in range(count("net")))
+        head = tuple(Net.from_arrays(data, f"head{j}_") for j in range(count("head")))
+        blend = float(data["blend"]) if "blend" in data.files else 0.0
+        return cls(tuple(str(x) for x in data["labels"]), nets, float(data["threshold"]), head, blend)
 
 
 def covers(keywords: Sequence[Keyword], model: Optional[Model] = None) -> bool:
@@ -188,6 +204,8 @@ class LearnedSpotter:
             self._actions.setdefault(k.action, []).append(self._index[p])
         self._stream = LogMelStream()
         self._background = Background()
+        self._embedder = Embedder() if self.model.head else None
+        self._nothing = np.eye(len(self.model.labels))[0]
         self.reset()
 
     def _threshold(self, keyword: Keyword) -> float:
@@ -204,7 +222,10 @@ class LearnedSpotter:
         self._pending = np.zeros(0, np.int16)
         self._frames = 0
         self._recent: List[np.ndarray] = []
+        self._head_recent: List[np.ndarray] = []
         self._last: Dict[str, float] = {}
+        if self._embedder is not None:
+            self._embedder.reset()
 
     def window(self) -> np.ndarray:
         """The last second of log-mel rows, oldest first."""
@@ -223,6 +244,10 @@ class LearnedSpotter:
         frames, self._pending = whole_frames(self._pending, frame)
         out: List[Tuple[float, np.ndarray]] = []
         for f in frames:
+            embedded = self._embedder.push(f) if self._embedder is not None else None
+            if embedded is not None:
+                probs = self.model.head_probabilities(embedded[None])[0]
+                self._head_recent = (self._head_recent + [probs])[-HEAD_SMOOTH:]
             row = self._background.row(f, self._stream.frame(f))
             i = self._frames % CONTEXT
             self._ring[i] = self._ring[i + CONTEXT] = row
@@ -230,7 +255,10 @@ class LearnedSpotter:
             if self._frames >= CONTEXT // 2 and self._frames % EVERY == 0:
                 probs = self.model.probabilities(window_vector(self.window())[None, :])[0]
                 self._recent = (self._recent + [probs])[-SMOOTH:]
-                out.append((self._frames * FRAME / RATE, np.mean(self._recent, axis=0)))
+                blend = self.model.blend
+                head = np.mean(self._head_recent, axis=0) if self._head_recent else self._nothing
+                score = (1 - blend) * np.mean(self._recent, axis=0) + blend * head
+                out.append((self._frames * FRAME / RATE, score))
         return out
 
     def _decide(self, t: float, smooth: np.ndarray) -> List[Detection]:

@@ -1,0 +1,66 @@
+"""Speech embeddings: streamed equal computed at once, pure after reset, carried by the model."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from voicecoach.audio import FRAME, read_wav
+from voicecoach.embedding import DIMS, STEPS, STRIDE, Embedder
+from voicecoach.learned import LearnedSpotter, Model
+from voicecoach.listening import default_keywords
+
+STOP = Path(__file__).parent / "data" / "speech" / "listening" / "stop-439c84f4_nohash_1.wav"
+
+
+def streamed(embedder: Embedder, audio: np.ndarray) -> list:
+    out = [embedder.push(audio[i:i + FRAME]) for i in range(0, len(audio) - FRAME + 1, FRAME)]
+    return [w for w in out if w is not None]
+
+
+def test_streamed_windows_equal_the_windows_of_the_whole_clip() -> None:
+    """Training (clip) and the live stream (push) must give the head the same numbers."""
+    audio = read_wav(STOP)
+    embedder = Embedder()
+    whole, ends = embedder.clip(audio)
+    windows = streamed(embedder, audio)
+    assert len(windows) == len(audio) // FRAME // STRIDE == len(whole) - (STEPS - 1)
+    assert windows[0].shape == (STEPS, DIMS)
+    scale = np.abs(whole).max()
+    for i, w in enumerate(windows):        # float32 sums in another order: 0.1 % of the range
+        assert np.abs(w - whole[i:i + STEPS]).max() <= 0.005 * scale
+    assert np.allclose(ends[STEPS - 1:], (np.arange(len(windows)) + 1) * STRIDE * FRAME / 16000)
+    assert ends[STEPS - 2] == 0 and np.all(np.diff(ends) > 0)
+
+
+def test_the_same_frames_after_reset_give_the_same_windows() -> None:
+    audio = read_wav(STOP)
+    embedder = Embedder()
+    first = streamed(embedder, audio)
+    embedder.reset()
+    assert all(np.array_equal(a, b) for a, b in zip(first, streamed(embedder, audio)))
+
+
+def test_the_packaged_model_blends_an_embedding_head(tmp_path: Path) -> None:
+    model = Model.load()
+    assert model.head and 0 < model.blend < 1
+    assert model.head_probabilities(np.zeros((2, STEPS, DIMS), np.float32)).shape == (2, len(model.labels))
+    path = tmp_path / "m.npz"
+    replace(model, blend=0.5).save(path)
+    again = Model.load(path)
+    assert again.blend == 0.5 and len(again.head) == len(model.head) and len(again.nets) == len(model.nets)
+
+
+def test_without_a_head_the_score_is_the_log_mel_nets_alone() -> None:
+    """blend = 0 and no head is the previous spotter: nothing of the embedder runs."""
+    model = Model.load()
+    audio = read_wav(STOP)
+    alone = LearnedSpotter(default_keywords(), replace(model, head=(), blend=0.0))
+    blended = LearnedSpotter(default_keywords(), model)
+    assert alone._embedder is None
+    a = [s for i in range(0, len(audio), FRAME) for _, s in alone.scores(audio[i:i + FRAME])]
+    b = [s for i in range(0, len(audio), FRAME) for _, s in blended.scores(audio[i:i + FRAME])]
+    assert len(a) == len(b) and not np.allclose(a, b)
+    assert np.allclose(np.sum(b, axis=1), 1.0)
