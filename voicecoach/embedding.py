@@ -78,7 +78,7 @@ class Embedder:
         head's window at embedding i (training uses this)."""
         self.reset()
         n = len(samples) // (STRIDE * FRAME) * STRIDE * FRAME
-        self._ring = self._ring[1:]
+        self._ring = self._ring[1:]          # the clip's first embedding completes the first window
         self._feed(np.asarray(samples[:n]), keep=None)
         ends = (np.arange(len(self._ring)) - (STEPS - 2)) * STRIDE * FRAME / RATE
         out = self._ring

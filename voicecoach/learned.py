@@ -6,7 +6,7 @@ is trained for exactly this vocabulary (bench/train_spotter.py: espeak-ng and fl
 sped and slowed, with noise and reverb, against confusable words, counting, everyday speech
 and people's recordings) and runs every 30 ms on the stream; its weights ship in the package
 (data/spotter.npz, ~1.5 MB) and run in numpy. A small head over speech embeddings
-(embedding.py, every 40 ms; bench/train_head.py), which learned speech from real voices, has a
+(embedding.py, every 80 ms; bench/train_head.py), which learned speech from real voices, has a
 share of each score. A person's enrolled takes (enroll.py) may confirm a word it was unsure of."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ CONTEXT = 100           # frames of features the network sees (1 s)
 POOL = 2                # frames averaged together before the network (20 ms resolution)
 EVERY = 3               # frames between evaluations (30 ms)
 SMOOTH = 3              # evaluations averaged before a threshold is applied
-HEAD_SMOOTH = 2         # the embedding head's evaluations (40 ms apart) averaged
+HEAD_SMOOTH = 2         # the embedding head's evaluations (80 ms apart) averaged
 REFRACTORY = 1.0        # seconds during which one action is not reported again
 ENROLLED_FLOOR = 0.2    # a score from which the person's enrolled takes may confirm a word
 BACKGROUND = 300        # frames (3 s) in which a room is heard before digital silence
