@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from train_spotter import exported, people_negatives, plan, render  # noqa: E402
+from train_spotter import exported, fit, people_negatives, plan, render  # noqa: E402
 
 from voicecoach.audio import RATE  # noqa: E402
 from voicecoach.embedding import DIMS, STEPS, Embedder  # noqa: E402
@@ -113,28 +113,12 @@ def train(vectors: np.ndarray, idx: np.ndarray, y: np.ndarray, labels: list[str]
         h = (x - mean) / std
         return dense(torch.cat([h.transpose(1, 2).flatten(1), h.amax(dim=1)], dim=1))
 
-    positives, negatives = np.flatnonzero(y > 0), np.flatnonzero(y == 0)
-    per_epoch = min(len(negatives), 4 * len(positives))
-    counts = np.bincount(y, minlength=len(labels))
-    weight = torch.tensor(per_epoch / (len(labels) - 1) / np.maximum(counts, 1), dtype=torch.float32)
-    weight[0] = 1.0
-    opt = torch.optim.AdamW(dense.parameters(), lr=1e-3, weight_decay=1e-2)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=epochs * ((len(positives) + per_epoch) // 256 + 1))
-    loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=0.05)
-    for epoch in range(epochs):
-        dense.train()
-        order = rng.permutation(np.concatenate([positives, rng.choice(negatives, per_epoch, replace=False)]))
-        total = 0.0
-        for b in range(0, len(order), 256):
-            i = order[b:b + 256]
-            x = batch(i)
-            loss = loss_fn(forward(x + 0.1 * torch.randn_like(x) * std), torch.from_numpy(y[i]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(i)
-        print(f"epoch {epoch + 1}/{epochs} loss {total / len(order):.4f}", flush=True)
+    def noisy(i: np.ndarray) -> torch.Tensor:
+        x = batch(i)
+        return x + 0.1 * torch.randn_like(x) * std
+
+    dense.train()
+    fit(forward, dense.parameters(), noisy, y, labels, epochs, rng, lr=1e-3, peak=2e-3, decay=1e-2)
     dense.eval()
 
     def arr(t: torch.Tensor) -> np.ndarray:

@@ -197,32 +197,16 @@ def train(feats: np.ndarray, ends: np.ndarray, y: np.ndarray, labels: list[str],
             h = torch.relu(c(h))
         return dense(torch.cat([h[:, :, -tail:].flatten(1), h.amax(dim=2)], dim=1))
 
-    params = list(convs.parameters()) + list(dense.parameters())
-    opt = torch.optim.AdamW(params, lr=2e-3, weight_decay=1e-3)
-    counts = np.bincount(y, minlength=len(labels))
-    positives, negatives = np.flatnonzero(y > 0), np.flatnonzero(y == 0)
-    per_epoch = min(len(negatives), 4 * len(positives))
-    weight = torch.tensor(per_epoch / (len(labels) - 1) / np.maximum(counts, 1), dtype=torch.float32)
-    weight[0] = 1.0
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=epochs * ((len(positives) + per_epoch) // 256 + 1))
-    loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=0.05)
-    for epoch in range(epochs):
-        order = rng.permutation(np.concatenate([positives, rng.choice(negatives, per_epoch, replace=False)]))
-        total = 0.0
-        for b in range(0, len(order), 256):
-            idx = order[b:b + 256]
-            x = windows(idx)
-            f0, fw = rng.integers(0, BANDS), rng.integers(0, 6)
-            x[:, :, f0:f0 + fw] = 0.0                                  # a band lost
-            t0, tw = rng.integers(0, steps - 4), rng.integers(0, 4)
-            x[:, t0:t0 + tw] = 0.0                                     # a moment lost
-            loss = loss_fn(forward(x), torch.from_numpy(y[idx]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        print(f"epoch {epoch + 1}/{epochs} loss {total / len(order):.4f}", flush=True)
+    def augmented(idx: np.ndarray) -> torch.Tensor:
+        x = windows(idx)
+        f0, fw = rng.integers(0, BANDS), rng.integers(0, 6)
+        x[:, :, f0:f0 + fw] = 0.0                                  # a band lost
+        t0, tw = rng.integers(0, steps - 4), rng.integers(0, 4)
+        x[:, t0:t0 + tw] = 0.0                                     # a moment lost
+        return x
+
+    fit(forward, list(convs.parameters()) + list(dense.parameters()), augmented, y, labels, epochs, rng,
+        lr=2e-3, peak=3e-3, decay=1e-3)
 
     def arr(t: torch.Tensor) -> np.ndarray:
         return t.detach().numpy().astype(np.float32)
@@ -231,6 +215,35 @@ def train(feats: np.ndarray, ends: np.ndarray, y: np.ndarray, labels: list[str],
               ((arr(dense[0].weight.T), arr(dense[0].bias)), (arr(dense[2].weight.T), arr(dense[2].bias))), tail)
     torch.save({"convs": convs.state_dict(), "dense": dense.state_dict()}, ROOT / "bench" / "out" / f"spotter-{seed}.pt")
     return exported(net, forward, windows(rng.choice(len(y), 64)))
+
+
+def fit(forward, params, batch, y: np.ndarray, labels: list[str], epochs: int, rng: np.random.Generator,
+        lr: float, peak: float, decay: float) -> None:
+    """AdamW with a one-cycle schedule on class-balanced cross-entropy (label smoothing 0.05):
+    every keyword window and four times as many others each epoch, 256 at a time; `batch(idx)`
+    gives the windows' inputs, augmented."""
+    import torch
+    from torch import nn
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=decay)
+    counts = np.bincount(y, minlength=len(labels))
+    positives, negatives = np.flatnonzero(y > 0), np.flatnonzero(y == 0)
+    per_epoch = min(len(negatives), 4 * len(positives))
+    weight = torch.tensor(per_epoch / (len(labels) - 1) / np.maximum(counts, 1), dtype=torch.float32)
+    weight[0] = 1.0
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, peak, total_steps=epochs * ((len(positives) + per_epoch) // 256 + 1))
+    loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=0.05)
+    for epoch in range(epochs):
+        order = rng.permutation(np.concatenate([positives, rng.choice(negatives, per_epoch, replace=False)]))
+        total = 0.0
+        for b in range(0, len(order), 256):
+            idx = order[b:b + 256]
+            loss = loss_fn(forward(batch(idx)), torch.from_numpy(y[idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+        print(f"epoch {epoch + 1}/{epochs} loss {total / len(order):.4f}", flush=True)
 
 
 def exported(net: Net, forward, check) -> Net:

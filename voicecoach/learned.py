@@ -205,7 +205,6 @@ class LearnedSpotter:
         self._stream = LogMelStream()
         self._background = Background()
         self._embedder = Embedder() if self.model.head else None
-        self._nothing = np.eye(len(self.model.labels))[0]
         self.reset()
 
     def _threshold(self, keyword: Keyword) -> float:
@@ -223,6 +222,7 @@ class LearnedSpotter:
         self._frames = 0
         self._recent: List[np.ndarray] = []
         self._head_recent: List[np.ndarray] = []
+        self._head = np.eye(len(self.model.labels))[0]     # the head's smoothed score: "nothing" yet
         self._last: Dict[str, float] = {}
         if self._embedder is not None:
             self._embedder.reset()
@@ -248,6 +248,7 @@ class LearnedSpotter:
             if embedded is not None:
                 probs = self.model.head_probabilities(embedded[None])[0]
                 self._head_recent = (self._head_recent + [probs])[-HEAD_SMOOTH:]
+                self._head = np.mean(self._head_recent, axis=0)
             row = self._background.row(f, self._stream.frame(f))
             i = self._frames % CONTEXT
             self._ring[i] = self._ring[i + CONTEXT] = row
@@ -256,8 +257,7 @@ class LearnedSpotter:
                 probs = self.model.probabilities(window_vector(self.window())[None, :])[0]
                 self._recent = (self._recent + [probs])[-SMOOTH:]
                 blend = self.model.blend
-                head = np.mean(self._head_recent, axis=0) if self._head_recent else self._nothing
-                score = (1 - blend) * np.mean(self._recent, axis=0) + blend * head
+                score = (1 - blend) * np.mean(self._recent, axis=0) + blend * self._head
                 out.append((self._frames * FRAME / RATE, score))
         return out
 
