@@ -280,7 +280,7 @@ def main() -> None:
     if args.epochs == 0:
         return
     nets = [train(feats, ends, y, labels, args.epochs, args.channels, args.threads, seed) for seed in args.seeds]
-    Model(tuple(labels), tuple(nets), args.threshold).save(args.out)
+    Model(tuple(labels), tuple(nets), args.threshold, alone=args.threshold).save(args.out)
     print(f"wrote {args.out}")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -64,3 +66,22 @@ def test_without_a_head_the_score_is_the_log_mel_nets_alone() -> None:
     b = [s for i in range(0, len(audio), FRAME) for _, s in blended.scores(audio[i:i + FRAME])]
     assert len(a) == len(b) and not np.allclose(a, b)
     assert np.allclose(np.sum(b, axis=1), 1.0)
+
+
+def test_without_onnxruntime_the_nets_hear_alone_at_their_own_threshold(tmp_path: Path) -> None:
+    """onnxruntime has no build for 32-bit ARM (a Pi on a 32-bit OS): there the spotter must
+    still load and hear, with the log-mel nets at the threshold they were chosen at alone."""
+    model = Model.load()
+    assert model.alone == 0.4 and model.nets_alone().threshold == 0.4 and not model.nets_alone().head
+    replace(model, alone=0.45).save(tmp_path / "m.npz")
+    assert Model.load(tmp_path / "m.npz").alone == 0.45
+    code = ("import sys; sys.modules['onnxruntime'] = None\n"       # what a missing module does: ImportError
+            "from voicecoach.embedding import available\n"
+            "from voicecoach.learned import LearnedSpotter\n"
+            "from voicecoach.listening import default_keywords, spot_file\n"
+            "spotter = LearnedSpotter(default_keywords())\n"
+            "print(available(), len(spotter.model.head), spotter.model.threshold, spotter._embedder)\n"
+            f"print(*[d.action for d in spot_file({str(STOP)!r}, spotter)])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["False 0 0.4 None", "stop"]

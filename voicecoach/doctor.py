@@ -107,10 +107,14 @@ def doctor(mic: Optional[str], speaker: Optional[str], seconds: float, word: str
         report.line("FAIL", "PortAudio", str(exc))
         return 1
     report.line("PASS", "PortAudio", f"{pa.get_device_count()} devices (`voicecoach devices` lists them)")
+    from voicecoach.embedding import available
     from voicecoach.listening import default_keywords, make_spotter
     # built before the microphone opens: loading the models holds the GIL long enough for the
     # microphone's reader thread to overflow its buffer
     spotter = make_spotter(default_keywords())
+    if not available():
+        report.line("INFO", "hearing", "onnxruntime is not installed (no build for a 32-bit OS): the spotter "
+                    "hears with its log-mel nets alone, which miss more words; a 64-bit OS adds the speech-embedding head")
     microphone = None
     try:
         try:

@@ -28,6 +28,16 @@ DITHER = 2.0            # int16 steps of noise: digital silence never reaches th
 DIMS = 96
 
 
+def available() -> bool:
+    """Whether onnxruntime runs here: it has no build for 32-bit ARM (a Pi on a 32-bit OS), where
+    the learned spotter hears with its log-mel nets alone (learned.Model.nets_alone)."""
+    try:
+        import onnxruntime  # noqa: F401
+    except (ImportError, OSError):
+        return False
+    return True
+
+
 def _session(name: str):
     """One ONNX session on one thread: the listener shares a Pi with the speaker loop."""
     import onnxruntime as ort

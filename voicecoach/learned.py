@@ -11,7 +11,7 @@ share of each score. A person's enrolled takes (enroll.py) may confirm a word it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from io import BytesIO
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from voicecoach.audio import FRAME, RATE
-from voicecoach.embedding import Embedder
+from voicecoach.embedding import Embedder, available
 from voicecoach.features import BANDS, FLOOR, LogMelStream
 from voicecoach.listening import Detection, Keyword, whole_frames
 
@@ -151,9 +151,14 @@ class Model:
     threshold: float                   # on the blended score
     head: Tuple[Net, ...] = ()         # over speech embeddings (embedding.py), if any
     blend: float = 0.0                 # the head's share of the score
+    alone: float = 0.4                 # the nets' own threshold, where the head cannot run
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         return np.mean([net.probabilities(x) for net in self.nets], axis=0)
+
+    def nets_alone(self) -> "Model":
+        """The log-mel nets at their own threshold (README: the head's share and threshold)."""
+        return replace(self, head=(), blend=0.0, threshold=self.alone)
 
     def head_probabilities(self, x: np.ndarray) -> np.ndarray:
         """Label probabilities for a batch of embedding windows (batch, STEPS, DIMS)."""
@@ -161,7 +166,7 @@ class Model:
 
     def save(self, path) -> None:
         arrays = {"labels": np.array(self.labels), "threshold": np.array(self.threshold),
-                  "blend": np.array(self.blend)}
+                  "blend": np.array(self.blend), "alone": np.array(self.alone)}
         for j, net in enumerate(self.nets):
             arrays.update(net.arrays(f"net{j}_"))
         for j, net in enumerate(self.head):
@@ -180,7 +185,8 @@ class Model:
         nets = tuple(Net.from_arrays(data, f"net{j}_") for j in range(count("net")))
         head = tuple(Net.from_arrays(data, f"head{j}_") for j in range(count("head")))
         blend = float(data["blend"]) if "blend" in data.files else 0.0
-        return cls(tuple(str(x) for x in data["labels"]), nets, float(data["threshold"]), head, blend)
+        alone = float(data["alone"] if "alone" in data.files else data["threshold"])
+        return cls(tuple(str(x) for x in data["labels"]), nets, float(data["threshold"]), head, blend, alone)
 
 
 def covers(keywords: Sequence[Keyword], model: Optional[Model] = None) -> bool:
@@ -195,6 +201,8 @@ class LearnedSpotter:
     def __init__(self, keywords: Sequence[Keyword], model: Optional[Model] = None,
                  enrollment: Optional["Enrollment"] = None) -> None:
         self.model = model or Model.load()
+        if self.model.head and not available():
+            self.model = self.model.nets_alone()
         self.enrollment = enrollment
         self.keywords: Dict[str, Keyword] = {k.phrase.lower(): k for k in keywords}
         self._index = {p: self.model.labels.index(p) for p in self.keywords}
