@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from voicecoach.audio import FRAME, RATE, read_wav
-from voicecoach.echo import ONLY_ECHO_DB, EchoCanceller, only_echo
+from voicecoach.echo import ONLY_ECHO_DB, EchoCanceller, Recent, only_echo
 
 DATA = Path(__file__).parent / "data" / "speech"
 VOICE = DATA / "stop-person.wav"
@@ -128,3 +128,18 @@ def test_the_coachs_next_line_after_a_delay_jump_is_still_its_echo() -> None:
     online = [(left, echo) for at, left, echo in canceller._powers if 3.6 * RATE <= at < 4.2 * RATE]
     assert sum(left for left, _ in online) > 10 ** (ONLY_ECHO_DB / 10) * sum(echo for _, echo in online)
     assert only_echo(canceller.left_db(3.6, 4.2))
+
+
+def test_recent_holds_the_last_seconds_by_session_sample_through_wraps_and_gaps() -> None:
+    """The canceller's memory of what was played and heard: a ring read by session sample."""
+    recent, stream = Recent(1000), np.arange(1, 2601, dtype=np.float32)
+    for start in range(0, 2600, 160):                       # 10 ms frames, wrapping the ring twice
+        recent.write(start, stream[start:start + 160])
+    assert recent.end == 2600
+    assert np.array_equal(recent.read(1600, 1000), stream[1600:2600])
+    assert np.array_equal(recent.read(1500, 300), np.concatenate([np.zeros(100), stream[1600:1800]]))
+    assert np.array_equal(recent.read(2500, 200), np.concatenate([stream[2500:2600], np.zeros(100)]))
+    recent.write(3000, np.full(160, 7.0))                   # a stalled loop dropped 400 samples
+    assert np.array_equal(recent.read(2500, 660), np.concatenate([stream[2500:2600], np.zeros(400), np.full(160, 7.0)]))
+    recent.write(4000, np.arange(1500, dtype=np.float32))   # longer than the ring: its end is kept
+    assert recent.end == 5500 and np.array_equal(recent.read(4500, 1000), np.arange(500, 1500))
