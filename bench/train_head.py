@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from train_spotter import exported, fit, people_negatives, plan, render  # noqa: E402
+from train_spotter import exported, fit, rendered  # noqa: E402
 
 from voicecoach.audio import RATE  # noqa: E402
 from voicecoach.embedding import DIMS, STEPS, Embedder  # noqa: E402
@@ -41,9 +40,7 @@ def clips(per_word: int) -> dict:
     """Rendered training clips (cached: rendering is most of the time; the data is seeded)."""
     cache = OUT / f"train-clips-v4-{per_word}.npz"
     if not cache.exists():
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            made = list(pool.map(render, plan(per_word)))
-        made += people_negatives(np.random.default_rng(12))
+        made = rendered(per_word)
         np.savez(cache, audio=np.concatenate([a for _, a, _ in made]), sizes=np.array([len(a) for _, a, _ in made]),
                  labels=np.array([label for label, _, _ in made]), ends=np.array([e for _, _, e in made]))
     return dict(np.load(cache))

@@ -139,6 +139,14 @@ def people_negatives(rng: np.random.Generator) -> list[tuple[str, np.ndarray, fl
     return clips
 
 
+def rendered(per_word: int) -> list[tuple[str, np.ndarray, float]]:
+    """Every training clip as (label, audio, keyword end): the plan rendered on both cores, then
+    people's negatives (bench/train_head.py trains on the same clips)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        clips = list(pool.map(render, plan(per_word)))
+    return clips + people_negatives(np.random.default_rng(12))
+
+
 def examples(clips, labels: list[str], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All clips' log-mel rows end to end, and (end row, label) of every training window.
 
@@ -271,10 +279,7 @@ def main() -> None:
         data = np.load(cache)
         feats, ends, y = data["feats"], data["ends"], data["y"]
     else:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            clips = list(pool.map(render, plan(args.per_word)))
-        clips += people_negatives(np.random.default_rng(12))
-        feats, ends, y = examples(clips, labels, np.random.default_rng(13))
+        feats, ends, y = examples(rendered(args.per_word), labels, np.random.default_rng(13))
         np.savez(cache, feats=feats, ends=ends, y=y)
     print(f"{len(y)} windows, {np.bincount(y).tolist()} per label", flush=True)
     if args.epochs == 0:

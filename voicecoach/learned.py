@@ -154,7 +154,8 @@ class Model:
     alone: float = 0.4                 # the nets' own threshold, where the head cannot run
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
-        return np.mean([net.probabilities(x) for net in self.nets], axis=0)
+        """Label probabilities for a batch of window_vector windows, the nets averaged."""
+        return _average(self.nets, x)
 
     def nets_alone(self) -> "Model":
         """The log-mel nets at their own threshold (README: the head's share and threshold)."""
@@ -162,7 +163,7 @@ class Model:
 
     def head_probabilities(self, x: np.ndarray) -> np.ndarray:
         """Label probabilities for a batch of embedding windows (batch, STEPS, DIMS)."""
-        return np.mean([net.probabilities(x) for net in self.head], axis=0)
+        return _average(self.head, x)
 
     def save(self, path) -> None:
         arrays = {"labels": np.array(self.labels), "threshold": np.array(self.threshold),
@@ -187,6 +188,10 @@ class Model:
         blend = float(data["blend"]) if "blend" in data.files else 0.0
         alone = float(data["alone"] if "alone" in data.files else data["threshold"])
         return cls(tuple(str(x) for x in data["labels"]), nets, float(data["threshold"]), head, blend, alone)
+
+
+def _average(nets: Tuple[Net, ...], x: np.ndarray) -> np.ndarray:
+    return np.mean([net.probabilities(x) for net in nets], axis=0)
 
 
 def covers(keywords: Sequence[Keyword], model: Optional[Model] = None) -> bool:
