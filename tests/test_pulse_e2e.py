@@ -13,11 +13,11 @@ import json
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 import numpy as np
-import pytest
 
 from conftest import REPO, Pulse, voicecoach
 from voicecoach.audio import RATE, onsets, read_wav, write_wav
@@ -127,23 +127,32 @@ def live_session(pulse: Pulse, pulse_env: Dict[str, str], tmp_path: Path, pain_a
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-LIVE_ECHO = pytest.mark.xfail(
-    reason="known defect (issue 4): through a live PulseAudio loopback at 0 dB, with the echo residue "
-    "discounted, own-voice sessions completed 13 of 14 times and a person's 'pain' over the counting "
-    "stopped 13 of 14 sessions on 2026-11-26 (2 of 6 and 4 of 6 before), before the per-word refit "
-    "(after it: whole built-in sessions 6 of 6, and 26 of 29 live 'pain' sessions stopped on the "
-    "person's word, 2 having stopped themselves before, README); file-backed echo always passes",
-    strict=False)
+def attempt(tmp_path: Path, n: int) -> Path:
+    """A fresh folder per try, so a second session never reads the first one's timeline."""
+    path = tmp_path / f"try{n}"
+    path.mkdir()
+    return path
 
 
-@LIVE_ECHO
+def at_most_twice(session: Callable[[int], subprocess.CompletedProcess], expected: int) -> subprocess.CompletedProcess:
+    """A live session, run again once if it did not end with `expected`. Through PulseAudio's
+    loopback at 0 dB each of the two did right 28 times in 28 here on 2026-11-26 (20 idle, 8 with
+    training busy on the other core), but once in CI that day one did not (README): one miss is
+    warned of, two in a row fail. A broken canceller or spotter misses every time."""
+    first = session(1)
+    if first.returncode == expected:
+        return first
+    warnings.warn(f"live session ended with {first.returncode}, not {expected}, once; trying again:\n"
+                  f"{first.stdout[-3000:]}{first.stderr[-2000:]}")
+    return session(2)
+
+
 def test_own_voice_at_0_db_does_not_stop_a_live_session(pulse: Pulse, pulse_env: Dict[str, str], tmp_path: Path) -> None:
-    r = live_session(pulse, pulse_env, tmp_path)
+    r = at_most_twice(lambda n: live_session(pulse, pulse_env, attempt(tmp_path, n)), 0)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-@LIVE_ECHO
 def test_pain_over_the_counting_stops_a_live_session(pulse: Pulse, pulse_env: Dict[str, str], tmp_path: Path) -> None:
-    r = live_session(pulse, pulse_env, tmp_path, pain_after="two")
+    r = at_most_twice(lambda n: live_session(pulse, pulse_env, attempt(tmp_path, n), pain_after="two"), 3)
     assert r.returncode == 3, r.stdout + r.stderr
     assert "pain" in r.stdout
