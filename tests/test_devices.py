@@ -190,3 +190,5 @@ def test_pyaudio_devices_at_other_rates_resample_as_one_stream(monkeypatch, rate
         spk.write(TONE[i * FRAME:(i + 1) * FRAME])
     played = np.concatenate(spk._stream.played)
     assert len(played) >= rate - 100 and np.array_equal(played, at_rate[: len(played)])
+    spk.close()                                     # and the resampler's tail is played, not dropped
+    assert np.array_equal(np.concatenate(spk._stream.played), at_rate)

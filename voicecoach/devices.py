@@ -308,10 +308,14 @@ class PyAudioSpeaker(WallClock):
             raise DeviceError(f"the speaker stopped working ({exc})") from exc
 
     def close(self) -> None:
+        """Play what the resampler still holds (its last 1.6 ms, the end of the last word), then
+        close the stream once it has played out."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=2)
         with contextlib.suppress(OSError, ValueError):
+            if self._resampler is not None and self._gone is None:
+                self._stream.write(self._resampler.flush().astype("<i2").tobytes())
             self._stream.stop_stream()
             self._stream.close()
 
