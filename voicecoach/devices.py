@@ -313,9 +313,10 @@ class PyAudioSpeaker(WallClock):
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=2)
-        with contextlib.suppress(OSError, ValueError):
-            if self._resampler is not None and self._gone is None:
+        if self._resampler is not None and self._gone is None:
+            with contextlib.suppress(OSError, ValueError):      # a failed device: close it anyway
                 self._stream.write(self._resampler.flush().astype("<i2").tobytes())
+        with contextlib.suppress(OSError, ValueError):
             self._stream.stop_stream()
             self._stream.close()
 
