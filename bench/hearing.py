@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -24,7 +25,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from runner import manifest, people, run  # noqa: E402
 
 from voicecoach.audio import RATE, read_wav, write_wav  # noqa: E402
-from voicecoach.listening import Tuning, default_keywords  # noqa: E402
+from voicecoach.listening import Tuning, default_keywords, file_frames  # noqa: E402
+from voicecoach.worker import ProcessSpotter  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 
@@ -63,6 +65,27 @@ def baseline(paths: list[str]) -> list[list[tuple[str, float]]]:
             text = ""
         words.append([(w, 0.0) for w in (k.phrase for k in default_keywords()) if w in text])
     return words
+
+
+def listener_memory(engine: str | None, stream: Path, clips: list[str]) -> float:
+    """Peak resident memory (MiB) of the process that hears. voicecoach's engines: its own
+    listener process (voicecoach.worker, as a live session starts it), once a person's counting
+    has gone through it frame by frame. The obvious approach: a process running it over clips."""
+    if engine is None:
+        code = ("import resource, sys; sys.path.insert(0, sys.argv[1]); from hearing import baseline; "
+                "baseline(sys.argv[2:]); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        out = subprocess.run([sys.executable, "-c", code, str(ROOT / "bench"), *clips], cwd=ROOT,
+                             check=True, capture_output=True, text=True).stdout
+        return int(out.split()[-1]) / 1024
+    spotter = ProcessSpotter(default_keywords(), engine)
+    try:
+        spotter.wait_ready()
+        for frame in file_frames(stream):
+            spotter.process(frame)
+        status = Path(f"/proc/{spotter.pid}/status").read_text().splitlines()
+        return int(next(line.split()[1] for line in status if line.startswith("VmHWM:"))) / 1024
+    finally:
+        spotter.close()
 
 
 def summarise(name: str, sets: dict, detections: dict, seconds: float, audio_s: float) -> dict:
@@ -133,6 +156,8 @@ def main() -> None:
         t1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (t1.ru_utime - t0.ru_utime) + time.process_time() - c0
         rows.append(summarise(name, sets, detections, cpu, audio_s))
+        positives = [c["path"] for c in sets["positive"][:20]]
+        rows[-1]["memory_mib"] = round(listener_memory(engine, streams[0], positives), 1)
         rows[-1]["people_stop_recall"] = round(rows[-1]["recall"]["all person"], 2)   # people say only "stop"
     (OUT / "hearing.json").write_text(json.dumps({"quick": args.quick, "rows": rows}, indent=1))
     for r in rows:

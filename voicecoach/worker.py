@@ -37,6 +37,11 @@ class ProcessSpotter:
         self._found: "queue.Queue[Detection]" = queue.Queue()
         self._reader: Optional[threading.Thread] = None
 
+    @property
+    def pid(self) -> int:
+        """The child's process id (bench/hearing.py measures the listener's memory by it)."""
+        return self._proc.pid
+
     def wait_ready(self) -> None:
         """Block until the child's decoders are loaded (it loads while the microphone opens);
         raises ValueError with the child's reason if it could not start."""
