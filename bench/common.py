@@ -94,11 +94,24 @@ class Pulse:
                                    "rate=16000", "channels=1").strip())
         return name
 
-    def loopback(self, source: str, sink: str, latency_ms: int = 10) -> None:
-        """The speaker heard by the microphone, at 0 dB."""
-        self._modules.append(pactl("load-module", "module-loopback", f"source={source}", f"sink={sink}",
-                                   f"latency_msec={latency_ms}", "source_dont_move=true",
-                                   "sink_dont_move=true").strip())
+    def loopback(self, source: str, sink: str, latency_ms: int = 10, db: float = 0.0) -> None:
+        """The speaker heard by the microphone, at `db` (0: as loud as it plays)."""
+        module = pactl("load-module", "module-loopback", f"source={source}", f"sink={sink}",
+                       f"latency_msec={latency_ms}", "source_dont_move=true", "sink_dont_move=true").strip()
+        self._modules.append(module)
+        if db:
+            pactl("set-sink-input-volume", self._input_of(module), f"{db}dB")
+
+    @staticmethod
+    def _input_of(module: str) -> str:
+        """The sink input a module plays through (`pactl list sink-inputs`: its Owner Module)."""
+        current = ""
+        for line in pactl("list", "sink-inputs").splitlines():
+            if line.startswith("Sink Input #"):
+                current = line.split("#", 1)[1].strip()
+            elif line.strip() == f"Owner Module: {module}":
+                return current
+        raise RuntimeError(f"no sink input belongs to module {module}")
 
     def close(self) -> None:
         for m in reversed(self._modules):

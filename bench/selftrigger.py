@@ -7,7 +7,8 @@ although its own lines say "pain", "numbness", "pins and needles", "stop". With 
 (a one-round routine), it must stop for safety (exit 3). Reports how many sessions did, and
 what the coach discounted as its own voice: by the word it was saying, or by the echo
 canceller's residue alone (`echo_db` under echo.ONLY_ECHO_DB).
-Usage: .venv/bin/python bench/selftrigger.py [--trials N]
+With --echo-db the speaker is that much louder (or softer) in the microphone than the person.
+Usage: .venv/bin/python bench/selftrigger.py [--trials N] [--echo-db DB]
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from common import (REPO, Pulse, person_says, play, save, table, timeline, user_
 from voicecoach.echo import only_echo  # noqa: E402
 
 
-def trial(pulse: Pulse, work: Path, routine: Path, pain_wav: Path, i: int, person: bool) -> dict:
+def trial(pulse: Pulse, work: Path, routine: Path, pain_wav: Path, i: int, person: bool, echo_db: float) -> dict:
     mic, spk = pulse.sink("st_mic"), pulse.sink("st_spk")
-    pulse.loopback(f"{spk}.monitor", mic)
+    pulse.loopback(f"{spk}.monitor", mic, db=echo_db)
     env = user_env(work, pulse.server)
     tl = work / f"{'pain' if person else 'own'}-{i}.jsonl"
     which = [str(routine)] if person else []               # the built-in routine, whole
@@ -65,6 +66,8 @@ def digest(trials: List[dict]) -> Dict[str, object]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=6, help="sessions of each kind (~110 s a pair)")
+    parser.add_argument("--echo-db", type=float, default=0.0,
+                        help="the speaker's level in the microphone against the person's (a speaker nearer the mic)")
     args = parser.parse_args()
     started = time.monotonic()
     trials = []
@@ -73,13 +76,14 @@ def main() -> int:
         pain_wav = person_says("pain", work / "pain.wav")
         for i in range(args.trials):
             for person in (False, True):
-                trials.append(trial(pulse, work, routine, pain_wav, i, person))
+                trials.append(trial(pulse, work, routine, pain_wav, i, person, args.echo_db))
                 t = trials[-1]
                 print(f"  {'pain' if person else 'own voice'} {i + 1}/{args.trials}: exit {t['exit']} "
                       f"{t['ended'].get('outcome')} {t['ended'].get('word') or ''}", file=sys.stderr, flush=True)
                 pulse.close()
     result = digest(trials)
-    path = save("selftrigger", {"results": result, "trials": trials, "seconds": time.monotonic() - started})
+    name = "selftrigger" + (f"{args.echo_db:+g}dB" if args.echo_db else "")
+    path = save(name, {"echo_db": args.echo_db, "results": result, "trials": trials, "seconds": time.monotonic() - started})
     print(table([["measure", "value"]] + [[k, str(v)] for k, v in result.items()]))
     print(f"\n({time.monotonic() - started:.0f} s; {path.relative_to(REPO)})")
     return 0

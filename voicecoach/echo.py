@@ -45,6 +45,11 @@ mishear, the online residue was mostly 14-48 dB under the echo, but -7 dB and wo
 delay had just moved; a person's word said 10 dB under the coach's echo leaves about -10 dB and
 is heard. Measuring each word against the residue of the other frames was tried first: most
 frames cancel to almost nothing, so every misheard word stood out from them."""
+CLIPPED = 32000
+"""A microphone sample this loud (int16) may be clipped: a speaker louder than a person in the
+mic (10 dB, live through PulseAudio) clips a quarter of the coach's voiced samples, and no linear
+echo path predicts a clipped sample, so the residue there says nothing about who spoke. Such
+samples are left out of the path's fit and of the residue; the rest still cancel deeply."""
 RESYNC = int(0.1 * RATE)
 """A live frame's stamp is the wall clock at its read, which jitters with the audio stack's
 bursts; frames are counted as one contiguous stream unless a stamp strays this far (a gap)."""
@@ -125,8 +130,11 @@ class EchoCanceller:
         else:
             echo = self._echo(self.model, begin, len(frame))
             out = np.clip(frame - echo, -32768, 32767).astype(np.int16)
-        with self._lock:
-            self._powers.append((begin, float(np.mean(out.astype(np.float64) ** 2)), float(np.mean(echo ** 2))))
+        heard = np.abs(frame.astype(np.int32)) < CLIPPED
+        if heard.any():
+            with self._lock:
+                self._powers.append((begin, float(np.mean(out[heard].astype(np.float64) ** 2)),
+                                     float(np.mean(echo[heard].astype(np.float64) ** 2))))
         return out
 
     def _echo(self, model: Tuple[int, np.ndarray], begin: int, n: int) -> np.ndarray:
@@ -185,6 +193,10 @@ class EchoCanceller:
         lag = max_lag - best                                # echo delay in samples
         ref = self._reference(mic_end - size - lag - HALF, size + 2 * HALF)
         rows = np.lib.stride_tricks.sliding_window_view(ref, 2 * HALF + 1)[:, ::-1]
+        heard = np.abs(mic) < CLIPPED
+        rows, mic = rows[heard], mic[heard]
+        if len(mic) < size // 2:
+            return None
         gram, cross = rows.T @ rows, rows.T @ mic
         ridge = np.eye(len(gram)) * (1e-3 * np.trace(gram) / len(gram) + 1e-6)
         gain = cross[HALF] / (gram[HALF, HALF] + 1e-9)
@@ -209,6 +221,7 @@ class EchoCanceller:
         model = self._fit(mic, b)
         if model is None:
             return None
-        echo = self._echo(model, a, len(mic))
+        heard = np.abs(mic) < CLIPPED
+        mic, echo = mic[heard], self._echo(model, a, len(mic))[heard]
         left = float(np.sum((mic - echo).astype(np.float64) ** 2))
         return 10 * float(np.log10(max(left, 1e-9) / max(float(np.sum(echo.astype(np.float64) ** 2)), 1e-9)))
