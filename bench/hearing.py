@@ -104,14 +104,16 @@ def summarise(name: str, sets: dict, detections: dict, seconds: float, audio_s: 
     row["recall"] = {w: round(hits[w] / totals[w], 3) for w in totals}
     for kind in ("people_words", "confusable"):
         row[f"fa_per_clip_{kind}"] = round(sum(map(bool, detections[kind])) / len(sets[kind]), 4)
-    hours = sets["counting_seconds"] / 3600
-    stops = sum(sum(action.get(w) in ("safety", "stop") for w, _ in f) for f in detections["counting"])
-    row["false_stops_per_hour_counting"] = round(stops / hours, 1)
+    def stops_per_hour(found: list, seconds: float) -> float:
+        stops = sum(sum(action.get(w) in ("safety", "stop") for w, _ in f) for f in found)
+        return round(stops / (seconds / 3600), 1)
+
+    row["false_stops_per_hour_counting"] = stops_per_hour(detections["counting"], sets["counting_seconds"])
     # the held-out voices counting ("one two three four five", ...): more voices than the one
     # person, though synthetic; these clips are among the confusables above too
     counting = [(c, f) for c, f in zip(sets["confusable"], detections["confusable"]) if c["kind"] == "counting"]
-    stops = sum(sum(action.get(w) in ("safety", "stop") for w, _ in f) for _, f in counting)
-    row["false_stops_per_hour_synthetic_counting"] = round(stops / (sum(c["seconds"] for c, _ in counting) / 3600), 1)
+    row["false_stops_per_hour_synthetic_counting"] = stops_per_hour([f for _, f in counting],
+                                                                    sum(c["seconds"] for c, _ in counting))
     return row
 
 
