@@ -81,6 +81,18 @@ def ensure_pulse() -> str:
     raise RuntimeError("pactl info names no server")
 
 
+def sink_input_of(module: str, listing: str) -> str:
+    """The sink input a module plays through, from `pactl list sink-inputs` (its Owner Module).
+    Also tests/conftest.py's."""
+    current = ""
+    for line in listing.splitlines():
+        if line.startswith("Sink Input #"):
+            current = line.split("#", 1)[1].strip()
+        elif line.strip() == f"Owner Module: {module}":
+            return current
+    raise RuntimeError(f"no sink input belongs to module {module}")
+
+
 class Pulse:
     """Virtual speakers (null sinks at 16 kHz mono) and loopbacks, unloaded on exit."""
 
@@ -95,23 +107,13 @@ class Pulse:
         return name
 
     def loopback(self, source: str, sink: str, latency_ms: int = 10, db: float = 0.0) -> None:
-        """The speaker heard by the microphone, at `db` (0: as loud as it plays)."""
+        """The speaker heard by the microphone, at `db` (0: as loud as it plays). Always set, as a
+        linear factor: PulseAudio's stream-restore gives a new loopback the volume the last one
+        had (kept on disk across servers), and pactl takes a signed dB value as relative."""
         module = pactl("load-module", "module-loopback", f"source={source}", f"sink={sink}",
                        f"latency_msec={latency_ms}", "source_dont_move=true", "sink_dont_move=true").strip()
         self._modules.append(module)
-        if db:
-            pactl("set-sink-input-volume", self._input_of(module), f"{db}dB")
-
-    @staticmethod
-    def _input_of(module: str) -> str:
-        """The sink input a module plays through (`pactl list sink-inputs`: its Owner Module)."""
-        current = ""
-        for line in pactl("list", "sink-inputs").splitlines():
-            if line.startswith("Sink Input #"):
-                current = line.split("#", 1)[1].strip()
-            elif line.strip() == f"Owner Module: {module}":
-                return current
-        raise RuntimeError(f"no sink input belongs to module {module}")
+        pactl("set-sink-input-volume", sink_input_of(module, pactl("list", "sink-inputs")), f"{10 ** (db / 20):.6f}")
 
     def close(self) -> None:
         for m in reversed(self._modules):

@@ -7,14 +7,18 @@ although its own lines say "pain", "numbness", "pins and needles", "stop". With 
 (a one-round routine), it must stop for safety (exit 3). Reports how many sessions did, and
 what the coach discounted as its own voice: by the word it was saying, or by the echo
 canceller's residue alone (`echo_db` under echo.ONLY_ECHO_DB).
-With --echo-db the speaker is that much louder (or softer) in the microphone than the person.
-Usage: .venv/bin/python bench/selftrigger.py [--trials N] [--echo-db DB]
+With --echo-db the speaker is that much louder (or softer) in the microphone than the person;
+with --busy N, N processes spin on the CPU meanwhile (a loaded machine: the audio path's delay
+then jumps and drifts).
+Usage: .venv/bin/python bench/selftrigger.py [--trials N] [--echo-db DB] [--busy N]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -68,10 +72,14 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=6, help="sessions of each kind (~110 s a pair)")
     parser.add_argument("--echo-db", type=float, default=0.0,
                         help="the speaker's level in the microphone against the person's (a speaker nearer the mic)")
+    parser.add_argument("--busy", type=int, default=0, help="processes spinning on the CPU meanwhile")
     args = parser.parse_args()
     started = time.monotonic()
     trials = []
-    with workdir("vc-selftrigger-") as work, Pulse() as pulse:
+    with contextlib.ExitStack() as stack:
+        for _ in range(args.busy):
+            stack.callback(subprocess.Popen([sys.executable, "-c", "while True: pass"]).kill)
+        work, pulse = stack.enter_context(workdir("vc-selftrigger-")), stack.enter_context(Pulse())
         routine = write_routine(work, hold=5)
         pain_wav = person_says("pain", work / "pain.wav")
         for i in range(args.trials):
@@ -82,8 +90,8 @@ def main() -> int:
                       f"{t['ended'].get('outcome')} {t['ended'].get('word') or ''}", file=sys.stderr, flush=True)
                 pulse.close()
     result = digest(trials)
-    name = "selftrigger" + (f"{args.echo_db:+g}dB" if args.echo_db else "")
-    path = save(name, {"echo_db": args.echo_db, "results": result, "trials": trials, "seconds": time.monotonic() - started})
+    name = "selftrigger" + (f"{args.echo_db:+g}dB" if args.echo_db else "") + (f"-busy{args.busy}" if args.busy else "")
+    path = save(name, {"echo_db": args.echo_db, "busy": args.busy, "results": result, "trials": trials, "seconds": time.monotonic() - started})
     print(table([["measure", "value"]] + [[k, str(v)] for k, v in result.items()]))
     print(f"\n({time.monotonic() - started:.0f} s; {path.relative_to(REPO)})")
     return 0

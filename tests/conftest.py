@@ -17,6 +17,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
+sys.path.insert(0, str(REPO / "bench"))
+from common import sink_input_of  # noqa: E402  (the benchmarks' PulseAudio rig shares it)
 
 
 @pytest.fixture
@@ -50,11 +52,14 @@ class Pulse:
                                   "rate=16000", "channels=1").strip())
         return name
 
-    def loopback(self, source: str, sink: str, latency_ms: int = 30) -> str:
-        """Couple a source into a sink: a speaker heard by a microphone."""
+    def loopback(self, source: str, sink: str, latency_ms: int = 30, db: float = 0.0) -> str:
+        """Couple a source into a sink at `db`: a speaker heard by a microphone. Always set, as a
+        linear factor: PulseAudio's stream-restore gives a new loopback the volume the last one
+        had (kept on disk across servers), and pactl takes a signed dB value as relative."""
         module = pactl("load-module", "module-loopback", f"source={source}", f"sink={sink}",
                        f"latency_msec={latency_ms}", "source_dont_move=true", "sink_dont_move=true").strip()
         self.modules.append(module)
+        pactl("set-sink-input-volume", sink_input_of(module, pactl("list", "sink-inputs")), f"{10 ** (db / 20):.6f}")
         return module
 
     def unload(self, module: str) -> None:

@@ -90,24 +90,41 @@ def test_nothing_is_echo_while_the_coach_is_silent() -> None:
     assert not only_echo(canceller.left_db(0.0, len(word) / RATE))
 
 
-def test_a_person_10_db_under_the_coach_is_still_not_echo() -> None:
-    """The speaker sits beside the microphone, the person a metre or two away: a word 10 dB
-    under the coach's echo, said while the coach speaks, is the person's."""
-    rng = np.random.default_rng(2)
-    played = speech(4.0)
-    echo = np.concatenate([np.zeros(200), played])[:len(played)] * 0.8
+PERSON_AT = 3.0
+
+
+def with_person_under(played: np.ndarray, echo: np.ndarray, seed: int, clip: bool = False):
+    """The microphone: the coach's `echo` with room noise and a person's word 10 dB under it at
+    PERSON_AT s, run through a canceller fed `played`. Returns it and the word's length (s)."""
+    rng = np.random.default_rng(seed)
     word = read_wav(PERSON).astype(np.float64)
-    at = int(3.0 * RATE)
-    coach_there = np.sqrt(np.mean(echo[at:at + len(word)] ** 2))
-    word *= coach_there / np.sqrt(np.mean(word ** 2)) * 10 ** (-10 / 20)
+    at = int(PERSON_AT * RATE)
+    word *= np.sqrt(np.mean(echo[at:at + len(word)] ** 2) / np.mean(word ** 2)) * 10 ** (-10 / 20)
     heard = echo + rng.normal(0, 30, len(played))
     heard[at:at + len(word)] += word
+    if clip:
+        heard = np.clip(heard, -32768, 32767)
     canceller = EchoCanceller()
     for i in range(0, len(played) - FRAME, FRAME):
         canceller.played(i / RATE, played[i:i + FRAME].astype(np.int16))
         canceller.clean(i / RATE, heard[i:i + FRAME].astype(np.int16))
-    assert coach_there > 100
-    assert not only_echo(canceller.left_db(3.0, 3.0 + len(word) / RATE))
+    return canceller, len(word) / RATE
+
+
+def coach_alone_is_echo(canceller: EchoCanceller, played: np.ndarray) -> bool:
+    """Every 0.6 s span of the coach's voice before the person speaks is taken for its echo."""
+    spans = [t for t in np.arange(1.2, 2.4, 0.1) if np.mean(played[int(t * RATE):int((t + 0.6) * RATE)] ** 2) > 1e5]
+    return bool(spans) and all(only_echo(canceller.left_db(t, t + 0.6)) for t in spans)
+
+
+def test_a_person_10_db_under_the_coach_is_still_not_echo() -> None:
+    """The speaker sits beside the microphone, the person a metre or two away: a word 10 dB
+    under the coach's echo, said while the coach speaks, is the person's."""
+    played = speech(4.0)
+    echo = np.concatenate([np.zeros(200), played])[:len(played)] * 0.8
+    canceller, word = with_person_under(played, echo, seed=2)
+    assert np.sqrt(np.mean(echo[int(PERSON_AT * RATE):int((PERSON_AT + word) * RATE)] ** 2)) > 100
+    assert not only_echo(canceller.left_db(PERSON_AT, PERSON_AT + word))
 
 
 def test_an_echo_that_clips_the_microphone_is_still_its_echo() -> None:
@@ -115,25 +132,14 @@ def test_an_echo_that_clips_the_microphone_is_still_its_echo() -> None:
     +10 dB: the session stopped itself on "numb" every time). No linear path predicts a clipped
     sample, so the canceller leaves those out: the coach alone is still its echo, and a person's
     word 10 dB under the coach's (unclipped) echo is still the person's."""
-    rng = np.random.default_rng(4)
     played = speech(4.0)
     echo = np.concatenate([np.zeros(200), played])[:len(played)] * 0.8
     voiced = np.abs(echo) > 300
     echo *= 32767 / np.percentile(np.abs(echo[voiced]), 75)          # a quarter of its voice clips
-    word = read_wav(PERSON).astype(np.float64)
-    at = int(3.0 * RATE)
-    word *= np.sqrt(np.mean(echo[at:at + len(word)] ** 2) / np.mean(word ** 2)) * 10 ** (-10 / 20)
-    heard = echo + rng.normal(0, 30, len(played))
-    heard[at:at + len(word)] += word
-    heard = np.clip(heard, -32768, 32767)
-    assert np.mean(np.abs(heard[voiced]) >= 32767) > 0.2
-    canceller = EchoCanceller()
-    for i in range(0, len(played) - FRAME, FRAME):
-        canceller.played(i / RATE, played[i:i + FRAME].astype(np.int16))
-        canceller.clean(i / RATE, heard[i:i + FRAME].astype(np.int16))
-    coach_alone = [t for t in np.arange(1.2, 2.4, 0.1) if np.mean(played[int(t * RATE):int((t + 0.6) * RATE)] ** 2) > 1e5]
-    assert coach_alone and all(only_echo(canceller.left_db(t, t + 0.6)) for t in coach_alone)
-    assert not only_echo(canceller.left_db(3.0, 3.0 + len(word) / RATE))
+    assert np.mean(np.abs(echo[voiced]) >= 32767) > 0.2
+    canceller, word = with_person_under(played, echo, seed=4, clip=True)
+    assert coach_alone_is_echo(canceller, played)
+    assert not only_echo(canceller.left_db(PERSON_AT, PERSON_AT + word))
 
 
 def test_the_coachs_next_line_after_a_delay_jump_is_still_its_echo() -> None:
@@ -154,6 +160,20 @@ def test_the_coachs_next_line_after_a_delay_jump_is_still_its_echo() -> None:
     online = [(left, echo) for at, left, echo in canceller._powers if 3.6 * RATE <= at < 4.2 * RATE]
     assert sum(left for left, _ in online) > 10 ** (ONLY_ECHO_DB / 10) * sum(echo for _, echo in online)
     assert only_echo(canceller.left_db(3.6, 4.2))
+
+
+def test_an_echo_whose_delay_drifts_is_still_its_echo() -> None:
+    """On a busy machine the echo's delay through PulseAudio drifted by up to ~80 samples a second
+    (live, +10 dB, both cores busy: 3 of 12 sessions stopped themselves on "numb"). At 25 a
+    second, one delay fitted over a whole word leaves this recorded voice at -5 to -11 dB; fitted
+    in 50 ms pieces (-13.7 to -19 dB) it is its echo again, and a person's word 10 dB under it is
+    still the person's. (Faster drift still defeats a 50 ms piece over the word's "st".)"""
+    played = speech(4.0)
+    n = np.arange(len(played), dtype=np.float64)
+    echo = np.interp(n - (300 + 25 * n / RATE), n, played, left=0.0) * 0.8
+    canceller, word = with_person_under(played, echo, seed=5)
+    assert coach_alone_is_echo(canceller, played)
+    assert not only_echo(canceller.left_db(PERSON_AT, PERSON_AT + word))
 
 
 def test_recent_holds_the_last_seconds_by_session_sample_through_wraps_and_gaps() -> None:

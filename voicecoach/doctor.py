@@ -2,7 +2,8 @@
 
 Each check prints one PASS/FAIL/INFO line that says what was found and what to do about it,
 in the order things go wrong on a Pi: speech engine, PortAudio, speaker, microphone level,
-echo cancellation, and finally the spotter hearing a real word through the real microphone.
+the spotter hearing a real word through the real microphone, how loud the speaker is in that
+microphone against the person's voice, and echo cancellation.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ SILENT_DBFS = -55.0
 CLIPPED_SHARE = 0.001
 """More than this share of samples at full scale: the gain is too high and words distort."""
 TEST_LINE = "Hello. This is your stretching coach."
+ECHO_OVER_VOICE_DB = 10.0
+"""The coach hears a person down to about 10 dB under its own voice in the microphone
+(bench/selftrigger.py --echo-db): louder than that, it cannot tell them from its clipped echo."""
+SETTLE_S = 0.3
+"""After the speaker's last sample, the sound server's buffers still carry its echo to the mic."""
 
 
 # -- PulseAudio / PipeWire names ------------------------------------------------------------
@@ -121,9 +127,10 @@ def doctor(mic: Optional[str], speaker: Optional[str], seconds: float, word: str
             microphone = PyAudioMicrophone(pa, mic)  # opened first: it takes a while to deliver
         except DeviceError as exc:
             report.line("FAIL", f"microphone {mic or '(default)'}", str(exc))
-        check_speaker(report, pa, speaker, clip)
+        echo = check_speaker(report, pa, speaker, clip, microphone)
         if microphone is not None and check_level(report, microphone, mic, seconds, out):
-            check_spotter(report, microphone, spotter, seconds, word, out)
+            voice = check_spotter(report, microphone, spotter, seconds, word, out)
+            check_coupling(report, echo, voice)
         else:
             report.line("INFO", "hearing", "not tested: the microphone is not usable")
     finally:
@@ -157,19 +164,33 @@ def check_speech(report: Report, voice: Optional[str]):
     return clip
 
 
-def check_speaker(report: Report, pa, spec: Optional[str], clip) -> None:
-    """Play the start chime and a spoken line; a person must judge whether they heard them."""
+def check_speaker(report: Report, pa, spec: Optional[str], clip,
+                  microphone: Optional[PyAudioMicrophone]) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """Play the start chime and a spoken line; a person must judge whether they heard them.
+
+    Returns what was played and what the microphone heard from the first sample played on (its
+    echo, after the audio stack's delay), or None if the microphone was not heard meanwhile."""
     from voicecoach.speech import earcon
     what = f"speaker {spec or '(default)'}"
     sound = [earcon("start"), np.zeros(RATE // 4, np.int16)] + ([clip.samples] if clip is not None else [])
     samples = np.concatenate(sound)
     try:
-        play(PyAudioSpeaker(pa, spec), samples)
+        out = PyAudioSpeaker(pa, spec)
+        listening = microphone is not None and microphone.wait_ready()   # from here on, heard with it
+        play(out, samples)
     except DeviceError as exc:
         report.line("FAIL", what, str(exc))
-        return
+        return None
     report.line("PASS", what, f"played a chime and a spoken line ({len(samples) / RATE:.1f} s): "
                               "not heard? check the volume (alsamixer) and --speaker")
+    if not listening:
+        return None
+    time.sleep(SETTLE_S)
+    try:
+        frames = [frame for _, frame in microphone.frames(0.0)]
+    except DeviceError:
+        return None   # check_level names the fault
+    return (samples, np.concatenate(frames)) if frames else None
 
 
 def _listen(microphone: PyAudioMicrophone, seconds: float, each) -> None:
@@ -227,18 +248,19 @@ def check_level(report: Report, microphone: PyAudioMicrophone, spec: Optional[st
 
 
 def check_spotter(report: Report, microphone: PyAudioMicrophone, spotter, seconds: float, word: str,
-                  out: TextIO) -> None:
+                  out: TextIO) -> Optional[np.ndarray]:
     """The real test: the spotter hears the word, spoken by the person, through this microphone.
 
     The audio is recorded first and spotted afterwards: verifying a candidate can hold the GIL
-    long enough for the microphone's reader thread to overflow and stall."""
+    long enough for the microphone's reader thread to overflow and stall. Returns the recording
+    when the word was heard in it (the person's voice as the microphone gets it)."""
     frames: List[np.ndarray] = []
     print(f'      say "{word}" now ({seconds:g} s)...', file=out, flush=True)
     try:
         _listen(microphone, seconds, lambda frame: frames.append(frame))
     except DeviceError as exc:
         report.line("FAIL", "hearing", str(exc))
-        return
+        return None
     heard = []
     for frame in frames + [np.zeros(FRAME, np.int16)] * 50:  # 0.5 s of silence flushes the last word
         heard.extend(spotter.process(frame))
@@ -249,9 +271,61 @@ def check_spotter(report: Report, microphone: PyAudioMicrophone, spotter, second
     if hit is not None:
         report.line("PASS", "hearing", f"heard {word!r} ({hit.action}) {hit.start:.1f} s in, score {hit.score:.2f}"
                                        + (f"; also heard {others}" if others else ""))
+        return np.concatenate(frames)
+    report.line("FAIL", "hearing", f"did not hear {word!r}" + (f" (heard {others})" if others else "")
+                + ": speak up or move closer, check the level above, then try again")
+    return None
+
+
+def frame_levels(samples: np.ndarray) -> List[float]:
+    """Each 10 ms's level in dBFS; the loudest is a voice's peak level, comparable between a
+    short word and a long line."""
+    return [rms_dbfs(f) for f in samples[:len(samples) // FRAME * FRAME].reshape(-1, FRAME)]
+
+
+def echo_in(played: np.ndarray, heard: np.ndarray) -> np.ndarray:
+    """What the coach's own echo canceller removes from `heard` as the echo of `played`: the
+    speaker's sound in the microphone, without anything else the microphone heard meanwhile."""
+    from voicecoach.echo import EchoCanceller
+    canceller = EchoCanceller(seconds=len(heard) / RATE + 1.0)
+    played = np.concatenate([played, np.zeros(max(0, len(heard) - len(played)), np.int16)])
+    removed = []
+    for i in range(0, len(heard) // FRAME * FRAME, FRAME):
+        t = i / RATE
+        canceller.played(t, played[i:i + FRAME])
+        mic = heard[i:i + FRAME]
+        removed.append(mic.astype(np.int32) - canceller.clean(t, mic))
+    return np.concatenate(removed) if removed else np.zeros(0, np.int32)
+
+
+def check_coupling(report: Report, echo: Optional[Tuple[np.ndarray, np.ndarray]],
+                   voice: Optional[np.ndarray]) -> None:
+    """How loud the speaker is in the microphone against the person's word, both as heard there.
+
+    The coach subtracts its own voice and tells a person from what is left, down to about
+    ECHO_OVER_VOICE_DB under its echo; a speaker beside the microphone can be louder than that."""
+    what = "speaker in the microphone"
+    if echo is None or voice is None:
+        report.line("INFO", what, "not measured (needs the speaker's echo and your word above)")
+        return
+    played, heard = echo
+    coach, person = max(frame_levels(echo_in(played, heard)), default=-120.0), max(frame_levels(voice))
+    clipped = float(np.mean(np.abs(heard.astype(np.int32)) >= 32767))
+    if coach < SILENT_DBFS and clipped > CLIPPED_SHARE:   # so clipped that no echo path fits
+        report.line("FAIL", what, f"the microphone clips while the speaker plays ({clipped:.1%} of samples): the "
+                                  "coach would hear itself over you. Turn the speaker down or move it away")
+        return
+    if coach < SILENT_DBFS:
+        report.line("PASS", what, "the coach's voice is not heard in the microphone")
+        return
+    over = coach - person
+    detail = (f"the coach's voice reaches it {abs(over):.0f} dB {'louder than' if over > 0 else 'under'} yours "
+              f"(loudest {coach:.0f} vs {person:.0f} dBFS" + (f"; {clipped:.1%} clipped" if clipped else "") + ")")
+    if over > ECHO_OVER_VOICE_DB:
+        report.line("FAIL", what, f"{detail}: over {ECHO_OVER_VOICE_DB:.0f} dB it cannot tell you from its own "
+                                  "voice. Turn the speaker down (alsamixer) or move it away from the microphone")
     else:
-        report.line("FAIL", "hearing", f"did not hear {word!r}" + (f" (heard {others})" if others else "")
-                    + ": speak up or move closer, check the level above, then try again")
+        report.line("PASS", what, f"{detail}: it hears you up to {ECHO_OVER_VOICE_DB:.0f} dB under its own voice")
 
 
 def check_echo_cancel(report: Report) -> None:

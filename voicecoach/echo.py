@@ -50,6 +50,16 @@ CLIPPED = 32000
 mic (10 dB, live through PulseAudio) clips a quarter of the coach's voiced samples, and no linear
 echo path predicts a clipped sample, so the residue there says nothing about who spoke. Such
 samples are left out of the path's fit and of the residue; the rest still cancel deeply."""
+HINDSIGHT_PIECE = int(0.05 * RATE)
+"""The hindsight fit's piece: each 50 ms of a word gets its own echo path, and each 10 ms of it
+is cancelled by the best of its piece's path and the two nearest others. On a busy machine the
+delay through PulseAudio drifted up to ~80 samples a second and jumped mid-word (a loopback's
+rate control catching up after underruns, measured), so one path for a whole 0.6 s word left -5
+to +2 dB of the coach's own voice. Replayed from 44 recorded +10 dB sessions (24 with both cores
+busy), own words taken for a person's: 6 of 44 with one path per word, 3 with a path per piece,
+2 with the best of three per 10 ms; the person's "pain", 10 dB under the echo, still left
+-10.4 dB or more (median -7.7 -> -9.3: what is left is the person, no longer the coach's misfit
+as well)."""
 RESYNC = int(0.1 * RATE)
 """A live frame's stamp is the wall clock at its read, which jitters with the audio stack's
 bursts; frames are counted as one contiguous stream unless a stamp strays this far (a gap)."""
@@ -210,18 +220,28 @@ class EchoCanceller:
 
     def _hindsight_db(self, a: int, b: int) -> Optional[float]:
         """The residue over session samples [a, b), in dB against the echo, had the echo path
-        been fitted on that span itself. The path tracked as the coach speaks can be stale just
-        after it starts a line (PulseAudio's buffers move the delay during its silences): a live
-        "hurts" misheard there left -7 dB online. Fitted in hindsight, the coach's own voice
-        cancels; a person's word, not in the reference, stays whatever the fit."""
+        been fitted on that span itself, piece by piece (HINDSIGHT_PIECE). The path tracked as
+        the coach speaks can be stale just after it starts a line (PulseAudio's buffers move the
+        delay during its silences: a live "hurts" misheard there left -7 dB online), and on a
+        busy machine the delay drifts and jumps within a word. Fitted in hindsight, the coach's
+        own voice cancels; a person's word, not in the reference, stays whatever the path (a
+        piece where none fits, the person louder or the coach silent, borrows the nearest)."""
         end = self._mic.end or 0
-        if a < end - self._mic.size or b > end or b - a < WINDOW // 2:
+        if a < end - self._mic.size or b > end or b - a < HINDSIGHT_PIECE:
             return None
-        mic = self._mic.read(a, b - a)
-        model = self._fit(mic, b)
-        if model is None:
+        starts = [min(lo, b - HINDSIGHT_PIECE) for lo in range(a, b, HINDSIGHT_PIECE)]  # the last overlaps
+        models = [self._fit(self._mic.read(lo, HINDSIGHT_PIECE), lo + HINDSIGHT_PIECE) for lo in starts]
+        fitted = [i for i, model in enumerate(models) if model is not None]
+        if not fitted:
             return None
-        heard = np.abs(mic) < CLIPPED
-        mic, echo = mic[heard], self._echo(model, a, len(mic))[heard]
-        left = float(np.sum((mic - echo).astype(np.float64) ** 2))
-        return 10 * float(np.log10(max(left, 1e-9) / max(float(np.sum(echo.astype(np.float64) ** 2)), 1e-9)))
+        left = removed = 0.0
+        for lo in range(a, b - FRAME + 1, FRAME):
+            i = min((lo - a) // HINDSIGHT_PIECE, len(starts) - 1)
+            near = sorted(fitted, key=lambda j: abs(j - i))[:3]   # its piece's path and the nearest others
+            mic = self._mic.read(lo, FRAME)
+            heard = np.abs(mic) < CLIPPED
+            echo = min((self._echo(models[j], lo, FRAME)[heard] for j in near),
+                       key=lambda e: float(np.sum((mic[heard] - e).astype(np.float64) ** 2)))
+            left += float(np.sum((mic[heard] - echo).astype(np.float64) ** 2))
+            removed += float(np.sum(echo.astype(np.float64) ** 2))
+        return 10 * float(np.log10(max(left, 1e-9) / max(removed, 1e-9)))
