@@ -56,7 +56,7 @@ is cancelled by the best of its piece's path and the two nearest others. On a bu
 delay through PulseAudio drifted up to ~80 samples a second and jumped mid-word (a loopback's
 rate control catching up after underruns, measured), so one path for a whole 0.6 s word left -5
 to +2 dB of the coach's own voice. Replayed from 44 recorded +10 dB sessions (24 with both cores
-busy), own words taken for a person's: 6 of 44 with one path per word, 3 with a path per piece,
+busy), own words taken for a person's: 11 of 44 with one path per word, 3 with a path per piece,
 2 with the best of three per 10 ms; the person's "pain", 10 dB under the echo, still left
 -10.4 dB or more (median -7.7 -> -9.3: what is left is the person, no longer the coach's misfit
 as well)."""
