@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
@@ -81,15 +81,20 @@ def ensure_pulse() -> str:
     raise RuntimeError("pactl info names no server")
 
 
-def sink_input_of(module: str, listing: str) -> str:
-    """The sink input a module plays through, from `pactl list sink-inputs` (its Owner Module).
-    Also tests/conftest.py's."""
+def load_loopback(run_pactl: Callable[..., str], source: str, sink: str, latency_ms: int, db: float) -> str:
+    """Couple `source` into `sink` at `db` (a speaker heard by a microphone); the module's index.
+    The volume is always set, as a linear factor: PulseAudio's stream-restore gives a new
+    loopback the volume the last one had (kept on disk across servers), and pactl takes a signed
+    dB value as relative. Also tests/conftest.py's, with its own pactl."""
+    module = run_pactl("load-module", "module-loopback", f"source={source}", f"sink={sink}",
+                       f"latency_msec={latency_ms}", "source_dont_move=true", "sink_dont_move=true").strip()
     current = ""
-    for line in listing.splitlines():
+    for line in run_pactl("list", "sink-inputs").splitlines():   # the sink input it plays through
         if line.startswith("Sink Input #"):
             current = line.split("#", 1)[1].strip()
         elif line.strip() == f"Owner Module: {module}":
-            return current
+            run_pactl("set-sink-input-volume", current, f"{10 ** (db / 20):.6f}")
+            return module
     raise RuntimeError(f"no sink input belongs to module {module}")
 
 
@@ -107,13 +112,8 @@ class Pulse:
         return name
 
     def loopback(self, source: str, sink: str, latency_ms: int = 10, db: float = 0.0) -> None:
-        """The speaker heard by the microphone, at `db` (0: as loud as it plays). Always set, as a
-        linear factor: PulseAudio's stream-restore gives a new loopback the volume the last one
-        had (kept on disk across servers), and pactl takes a signed dB value as relative."""
-        module = pactl("load-module", "module-loopback", f"source={source}", f"sink={sink}",
-                       f"latency_msec={latency_ms}", "source_dont_move=true", "sink_dont_move=true").strip()
-        self._modules.append(module)
-        pactl("set-sink-input-volume", sink_input_of(module, pactl("list", "sink-inputs")), f"{10 ** (db / 20):.6f}")
+        """The speaker heard by the microphone, at `db` (0: as loud as it plays)."""
+        self._modules.append(load_loopback(pactl, source, sink, latency_ms, db))
 
     def close(self) -> None:
         for m in reversed(self._modules):

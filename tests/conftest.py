@@ -18,7 +18,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 sys.path.insert(0, str(REPO / "bench"))
-from common import sink_input_of  # noqa: E402  (the benchmarks' PulseAudio rig shares it)
+from common import load_loopback  # noqa: E402  (the benchmarks' PulseAudio rig shares it)
 
 
 @pytest.fixture
@@ -53,13 +53,9 @@ class Pulse:
         return name
 
     def loopback(self, source: str, sink: str, latency_ms: int = 30, db: float = 0.0) -> str:
-        """Couple a source into a sink at `db`: a speaker heard by a microphone. Always set, as a
-        linear factor: PulseAudio's stream-restore gives a new loopback the volume the last one
-        had (kept on disk across servers), and pactl takes a signed dB value as relative."""
-        module = pactl("load-module", "module-loopback", f"source={source}", f"sink={sink}",
-                       f"latency_msec={latency_ms}", "source_dont_move=true", "sink_dont_move=true").strip()
+        """Couple a source into a sink at `db`: a speaker heard by a microphone."""
+        module = load_loopback(pactl, source, sink, latency_ms, db)
         self.modules.append(module)
-        pactl("set-sink-input-volume", sink_input_of(module, pactl("list", "sink-inputs")), f"{10 ** (db / 20):.6f}")
         return module
 
     def unload(self, module: str) -> None:

@@ -240,8 +240,9 @@ class EchoCanceller:
             near = sorted(fitted, key=lambda j: abs(j - i))[:3]   # its piece's path and the nearest others
             mic = self._mic.read(lo, FRAME)
             heard = np.abs(mic) < CLIPPED
-            echo = min((self._echo(models[j], lo, FRAME)[heard] for j in near),
-                       key=lambda e: float(np.sum((mic[heard] - e).astype(np.float64) ** 2)))
-            left += float(np.sum((mic[heard] - echo).astype(np.float64) ** 2))
-            removed += float(np.sum(echo.astype(np.float64) ** 2))
+            echoes = [self._echo(models[j], lo, FRAME)[heard] for j in near]
+            lefts = [float(np.sum((mic[heard] - e).astype(np.float64) ** 2)) for e in echoes]
+            best = int(np.argmin(lefts))
+            left += lefts[best]
+            removed += float(np.sum(echoes[best].astype(np.float64) ** 2))
         return 10 * float(np.log10(max(left, 1e-9) / max(removed, 1e-9)))
