@@ -162,6 +162,23 @@ def test_the_coachs_next_line_after_a_delay_jump_is_still_its_echo() -> None:
     assert only_echo(canceller.left_db(3.6, 4.2))
 
 
+def test_the_coachs_first_word_before_any_path_was_tracked_is_its_echo() -> None:
+    """The delay is first estimated once the echo has filled part of a 0.4 s window: a word
+    heard in the coach's first tenth of a second of voice had no tracked path at all, and was
+    then not taken for its echo (only the discount of the word it was saying guarded it)."""
+    rng = np.random.default_rng(6)
+    played = speech(2.0)
+    delay = int(0.4 * RATE)
+    heard = np.concatenate([np.zeros(delay), played])[:len(played)] * 0.8 + rng.normal(0, 30, len(played))
+    begins = np.flatnonzero(np.abs(played) > 1000)[0] / RATE + delay / RATE
+    canceller = EchoCanceller()
+    for i in range(0, int((begins + 0.1) * RATE), FRAME):
+        canceller.played(i / RATE, played[i:i + FRAME].astype(np.int16))
+        canceller.clean(i / RATE, heard[i:i + FRAME].astype(np.int16))
+    assert canceller.model is None
+    assert only_echo(canceller.left_db(begins, begins + 0.1))
+
+
 def test_an_echo_whose_delay_drifts_is_still_its_echo() -> None:
     """On a busy machine the echo's delay through PulseAudio drifted by up to ~80 samples a second
     (live, +10 dB, both cores busy: 3 of 12 sessions stopped themselves on "numb"). At 25 a

@@ -47,7 +47,7 @@ class Heard:
     start: float
     end: float
     score: float = 0.0
-    echo_db: Optional[float] = None     # echo.left_db over the word: None if the coach was silent
+    echo_db: Optional[float] = None     # echo.left_db over the word: None if no echo could be in it
 
 
 class Ears(Protocol):

@@ -154,19 +154,26 @@ class EchoCanceller:
 
     def left_db(self, start: float, end: float) -> Optional[float]:
         """What cancellation left of the microphone from `start` to `end` (session seconds), in dB
-        against what it removed as the coach's echo; None if the coach was silent then. The
-        coach's own residue sits far under 0 dB; a person's word over its voice near 0 dB."""
+        against what it removed as the coach's echo; None if no echo of the coach could be in it
+        (silent then and for MAX_DELAY before). The coach's own residue sits far under 0 dB; a
+        person's word over its voice near 0 dB."""
         a, b = int(start * RATE), int(end * RATE)
         with self._lock:
             rows = [(left, echo) for at, left, echo in self._powers if a <= at < b]
-        removed = sum(echo for _, echo in rows)
-        if not rows or removed <= len(rows) * SILENT ** 2:
+        if not rows:
             return None
-        online = 10 * float(np.log10(max(sum(left for left, _ in rows), 1e-9) / removed))
-        if online < ONLY_ECHO_DB:
-            return online
+        removed = sum(echo for _, echo in rows)
+        online = None
+        if removed > len(rows) * SILENT ** 2:
+            online = 10 * float(np.log10(max(sum(left for left, _ in rows), 1e-9) / removed))
+            if online < ONLY_ECHO_DB:
+                return online
+        # refitted over the word itself: also where no path was tracked yet (the coach's first
+        # words, before the first estimate, which takes as long as the echo's delay and more)
         hindsight = self._hindsight_db(a, b)
-        return online if hindsight is None else min(online, hindsight)
+        if online is None or hindsight is None:
+            return hindsight if online is None else online
+        return min(online, hindsight)
 
     def _reference(self, begin: int, n: int) -> np.ndarray:
         """Played samples [begin, begin + n) in session samples; zeros where not held."""
