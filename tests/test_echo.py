@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -22,6 +23,22 @@ def speech(seconds: float) -> np.ndarray:
     return out[:int(seconds * RATE)]
 
 
+def feed(played: np.ndarray, heard: np.ndarray, until: Optional[float] = None, jitter: float = 0.0,
+         rng: Optional[np.random.Generator] = None) -> Tuple[EchoCanceller, np.ndarray, int]:
+    """A canceller given each 10 ms of `played` and then of the microphone `heard`, as the
+    coach's listener gives them, up to `until` s (the end by default); microphone frames can be
+    stamped by a wall clock jittering by up to `jitter` s, as live frames are. Returns it, the
+    cleaned microphone and the number of samples fed."""
+    canceller = EchoCanceller()
+    out = np.zeros(len(heard))
+    starts = range(0, len(played) - FRAME if until is None else int(until * RATE), FRAME)
+    for i in starts:
+        canceller.played(i / RATE, played[i:i + FRAME].astype(np.int16))
+        stamp = i / RATE + (rng.uniform(-jitter, jitter) if rng is not None else 0.0)
+        out[i:i + FRAME] = canceller.clean(stamp, heard[i:i + FRAME].astype(np.int16))
+    return canceller, out, len(starts) * FRAME
+
+
 def run_echo(delay: int, taps: np.ndarray, jitter: float, seed: int = 0):
     """Play speech, hear it back delayed and filtered (fractional delay, resampling) with room
     noise; microphone frames are stamped by a jittery wall clock as live frames are."""
@@ -29,19 +46,10 @@ def run_echo(delay: int, taps: np.ndarray, jitter: float, seed: int = 0):
     played = speech(6.0)
     heard = np.convolve(np.concatenate([np.zeros(delay), played]), taps)[:len(played)]
     heard = heard + rng.normal(0, 30, len(heard))
-    canceller = EchoCanceller()
-    before, after = [], []
-    for i in range(0, len(played) - FRAME, FRAME):
-        t = i / RATE
-        canceller.played(t, played[i:i + FRAME].astype(np.int16))
-        stamp = t + rng.uniform(-jitter, jitter)
-        frame = heard[i:i + FRAME].astype(np.int16)
-        clean = canceller.clean(stamp, frame)
-        if t > 2.0:                                  # after the delay has been found
-            before.append(frame.astype(np.float64))
-            after.append(clean.astype(np.float64))
-    power = lambda x: float(np.mean(np.concatenate(x) ** 2))  # noqa: E731
-    return 10 * np.log10(power(before) / power(after)), canceller
+    canceller, clean, fed = feed(played, heard, jitter=jitter, rng=rng)
+    after_found = slice(2 * RATE + FRAME, fed)              # once the delay has been found
+    before = heard[after_found].astype(np.int16).astype(np.float64)
+    return 10 * np.log10(np.mean(before ** 2) / np.mean(clean[after_found] ** 2)), canceller
 
 
 def test_echo_through_a_filtered_path_is_removed_by_20_db() -> None:
@@ -66,11 +74,7 @@ def test_a_person_over_the_echo_is_kept() -> None:
     word = read_wav(PERSON).astype(np.float64)
     person[3 * RATE:3 * RATE + len(word)] = word
     heard = np.concatenate([np.zeros(200), played])[:len(played)] * 0.8 + person + rng.normal(0, 30, len(played))
-    canceller = EchoCanceller()
-    out = np.zeros(len(played))
-    for i in range(0, len(played) - FRAME, FRAME):
-        canceller.played(i / RATE, played[i:i + FRAME].astype(np.int16))
-        out[i:i + FRAME] = canceller.clean(i / RATE, heard[i:i + FRAME].astype(np.int16))
+    canceller, out, _ = feed(played, heard)
     seg = slice(3 * RATE, 3 * RATE + len(word))
     residual = out[seg] - person[seg]
     assert np.mean(residual ** 2) < 0.1 * np.mean(person[seg] ** 2)
@@ -82,11 +86,8 @@ def test_a_person_over_the_echo_is_kept() -> None:
 
 def test_nothing_is_echo_while_the_coach_is_silent() -> None:
     """No reference, no echo: with the coach silent every word heard is the person's."""
-    canceller = EchoCanceller()
     word = read_wav(PERSON)
-    for i in range(0, len(word) - FRAME, FRAME):
-        canceller.played(i / RATE, np.zeros(FRAME, np.int16))
-        canceller.clean(i / RATE, word[i:i + FRAME])
+    canceller, _, _ = feed(np.zeros(len(word)), word)
     assert not only_echo(canceller.left_db(0.0, len(word) / RATE))
 
 
@@ -104,11 +105,7 @@ def with_person_under(played: np.ndarray, echo: np.ndarray, seed: int, clip: boo
     heard[at:at + len(word)] += word
     if clip:
         heard = np.clip(heard, -32768, 32767)
-    canceller = EchoCanceller()
-    for i in range(0, len(played) - FRAME, FRAME):
-        canceller.played(i / RATE, played[i:i + FRAME].astype(np.int16))
-        canceller.clean(i / RATE, heard[i:i + FRAME].astype(np.int16))
-    return canceller, len(word) / RATE
+    return feed(played, heard)[0], len(word) / RATE
 
 
 def coach_alone_is_echo(canceller: EchoCanceller, played: np.ndarray) -> bool:
@@ -153,10 +150,7 @@ def test_the_coachs_next_line_after_a_delay_jump_is_still_its_echo() -> None:
     heard[300:jump] = played[:jump - 300] * 0.8
     heard[jump:] = played[jump - 900:len(played) - 900] * 0.8
     heard += rng.normal(0, 30, len(played))
-    canceller = EchoCanceller()
-    for i in range(0, int(4.3 * RATE), FRAME):
-        canceller.played(i / RATE, played[i:i + FRAME].astype(np.int16))
-        canceller.clean(i / RATE, heard[i:i + FRAME].astype(np.int16))
+    canceller, _, _ = feed(played, heard, until=4.3)
     online = [(left, echo) for at, left, echo in canceller._powers if 3.6 * RATE <= at < 4.2 * RATE]
     assert sum(left for left, _ in online) > 10 ** (ONLY_ECHO_DB / 10) * sum(echo for _, echo in online)
     assert only_echo(canceller.left_db(3.6, 4.2))
@@ -171,10 +165,7 @@ def test_the_coachs_first_word_before_any_path_was_tracked_is_its_echo() -> None
     delay = int(0.4 * RATE)
     heard = np.concatenate([np.zeros(delay), played])[:len(played)] * 0.8 + rng.normal(0, 30, len(played))
     begins = np.flatnonzero(np.abs(played) > 1000)[0] / RATE + delay / RATE
-    canceller = EchoCanceller()
-    for i in range(0, int((begins + 0.1) * RATE), FRAME):
-        canceller.played(i / RATE, played[i:i + FRAME].astype(np.int16))
-        canceller.clean(i / RATE, heard[i:i + FRAME].astype(np.int16))
+    canceller, _, _ = feed(played, heard, until=begins + 0.1)
     assert canceller.model is None
     assert only_echo(canceller.left_db(begins, begins + 0.1))
 
