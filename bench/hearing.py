@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import subprocess
 import sys
@@ -88,6 +89,28 @@ def listener_memory(engine: str | None, stream: Path, clips: list[str]) -> float
         spotter.close()
 
 
+def wilson(k: int, n: int, z: float = 1.96) -> list:
+    """95 % interval of a share k of n (Wilson): with 10 people or 40 clips of a word the
+    figures are rough, and the interval says how rough."""
+    p, d = k / n, 1 + z * z / n
+    mid, half = (p + z * z / (2 * n)) / d, z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return [round(max(mid - half, 0.0), 3), round(min(mid + half, 1.0), 3)]
+
+
+def count_interval(k: int) -> tuple:
+    """Exact 95 % interval of the mean of a count k (Garwood), by bisection on the Poisson CDF:
+    one false stop in minutes of counting says little about the rate per hour."""
+    def cdf(j: int, mu: float) -> float:
+        return sum(math.exp(-mu) * mu ** i / math.factorial(i) for i in range(j + 1)) if j >= 0 else 0.0
+
+    def solve(below) -> float:
+        lo, hi = 0.0, 10.0 * k + 10.0
+        for _ in range(100):
+            lo, hi = ((lo + hi) / 2, hi) if below((lo + hi) / 2) else (lo, (lo + hi) / 2)
+        return lo
+    return solve(lambda mu: 1 - cdf(k - 1, mu) < 0.025) if k else 0.0, solve(lambda mu: cdf(k, mu) > 0.025)
+
+
 def summarise(name: str, sets: dict, detections: dict, seconds: float, audio_s: float) -> dict:
     """Recall per word, FA per clip, false stops per hour of counting."""
     action = {k.phrase: k.action for k in default_keywords()}
@@ -102,18 +125,24 @@ def summarise(name: str, sets: dict, detections: dict, seconds: float, audio_s: 
             totals[key] += 1
             hits[key] += heard
     row["recall"] = {w: round(hits[w] / totals[w], 3) for w in totals}
+    row["intervals"] = {f"recall {w}": wilson(hits[w], totals[w]) for w in totals}
     for kind in ("people_words", "confusable"):
-        row[f"fa_per_clip_{kind}"] = round(sum(map(bool, detections[kind])) / len(sets[kind]), 4)
-    def stops_per_hour(found: list, seconds: float) -> float:
+        alarms = sum(map(bool, detections[kind]))
+        row[f"fa_per_clip_{kind}"] = round(alarms / len(sets[kind]), 4)
+        row["intervals"][f"fa_per_clip_{kind}"] = wilson(alarms, len(sets[kind]))
+
+    def stops_per_hour(found: list, seconds: float, key: str) -> float:
         stops = sum(sum(action.get(w) in ("safety", "stop") for w, _ in f) for f in found)
+        row["intervals"][key] = [round(x / (seconds / 3600), 1) for x in count_interval(stops)]
         return round(stops / (seconds / 3600), 1)
 
-    row["false_stops_per_hour_counting"] = stops_per_hour(detections["counting"], sets["counting_seconds"])
+    row["false_stops_per_hour_counting"] = stops_per_hour(detections["counting"], sets["counting_seconds"],
+                                                          "false_stops_per_hour_counting")
     # the held-out voices counting ("one two three four five", ...): more voices than the one
     # person, though synthetic; these clips are among the confusables above too
     counting = [(c, f) for c, f in zip(sets["confusable"], detections["confusable"]) if c["kind"] == "counting"]
-    row["false_stops_per_hour_synthetic_counting"] = stops_per_hour([f for _, f in counting],
-                                                                    sum(c["seconds"] for c, _ in counting))
+    row["false_stops_per_hour_synthetic_counting"] = stops_per_hour(
+        [f for _, f in counting], sum(c["seconds"] for c, _ in counting), "false_stops_per_hour_synthetic_counting")
     return row
 
 
