@@ -91,6 +91,20 @@ def test_nothing_is_echo_while_the_coach_is_silent() -> None:
     assert not only_echo(canceller.left_db(0.0, len(word) / RATE))
 
 
+def test_a_word_said_just_after_the_coach_stopped_is_the_persons() -> None:
+    """The echo path is refitted over any word heard within the echo's reach of the coach's
+    voice, even with none tracked; a person answering 0.3 s after the coach's last word, the
+    coach silent, must not be fitted away as its echo tail."""
+    rng = np.random.default_rng(7)
+    played = np.concatenate([speech(2.0), np.zeros(2 * RATE)])
+    word = read_wav(PERSON).astype(np.float64)
+    at = int(np.flatnonzero(np.abs(played) > 100)[-1] + 0.3 * RATE)
+    heard = np.concatenate([np.zeros(200), played])[:len(played)] * 0.8 + rng.normal(0, 30, len(played))
+    heard[at:at + len(word)] += word
+    canceller, _, _ = feed(played, heard)
+    assert not only_echo(canceller.left_db(at / RATE, (at + len(word)) / RATE))
+
+
 PERSON_AT = 3.0
 
 

@@ -170,10 +170,8 @@ class EchoCanceller:
                 return online
         # refitted over the word itself: also where no path was tracked yet (the coach's first
         # words, before the first estimate, which takes as long as the echo's delay and more)
-        hindsight = self._hindsight_db(a, b)
-        if online is None or hindsight is None:
-            return hindsight if online is None else online
-        return min(online, hindsight)
+        known = [db for db in (online, self._hindsight_db(a, b)) if db is not None]
+        return min(known) if known else None
 
     def _reference(self, begin: int, n: int) -> np.ndarray:
         """Played samples [begin, begin + n) in session samples; zeros where not held."""
