@@ -131,18 +131,18 @@ def summarise(name: str, sets: dict, detections: dict, seconds: float, audio_s: 
         row[f"fa_per_clip_{kind}"] = round(alarms / len(sets[kind]), 4)
         row["intervals"][f"fa_per_clip_{kind}"] = wilson(alarms, len(sets[kind]))
 
-    def stops_per_hour(found: list, seconds: float, key: str) -> float:
-        stops = sum(sum(action.get(w) in ("safety", "stop") for w, _ in f) for f in found)
-        row["intervals"][key] = [round(x / (seconds / 3600), 1) for x in count_interval(stops)]
-        return round(stops / (seconds / 3600), 1)
+    def stops_per_hour(key: str, found: list, seconds: float) -> None:
+        """row[key]: false stops per hour over `found`, and its interval."""
+        stops, hours = sum(sum(action.get(w) in ("safety", "stop") for w, _ in f) for f in found), seconds / 3600
+        row[key] = round(stops / hours, 1)
+        row["intervals"][key] = [round(x / hours, 1) for x in count_interval(stops)]
 
-    row["false_stops_per_hour_counting"] = stops_per_hour(detections["counting"], sets["counting_seconds"],
-                                                          "false_stops_per_hour_counting")
+    stops_per_hour("false_stops_per_hour_counting", detections["counting"], sets["counting_seconds"])
     # the held-out voices counting ("one two three four five", ...): more voices than the one
     # person, though synthetic; these clips are among the confusables above too
     counting = [(c, f) for c, f in zip(sets["confusable"], detections["confusable"]) if c["kind"] == "counting"]
-    row["false_stops_per_hour_synthetic_counting"] = stops_per_hour(
-        [f for _, f in counting], sum(c["seconds"] for c, _ in counting), "false_stops_per_hour_synthetic_counting")
+    stops_per_hour("false_stops_per_hour_synthetic_counting", [f for _, f in counting],
+                   sum(c["seconds"] for c, _ in counting))
     return row
 
 

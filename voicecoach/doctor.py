@@ -210,6 +210,11 @@ def _listen(microphone: PyAudioMicrophone, seconds: float, each) -> None:
         time.sleep(0.02)
 
 
+def at_full_scale(samples: np.ndarray) -> np.ndarray:
+    """Which int16 samples are at full scale: clipped, for the level meter and the echo alike."""
+    return np.abs(samples.astype(np.int32)) >= 32767
+
+
 def check_level(report: Report, microphone: PyAudioMicrophone, spec: Optional[str], seconds: float,
                 out: TextIO) -> bool:
     """A level meter for `seconds`: silence and clipping fail. True when the mic is usable."""
@@ -221,7 +226,7 @@ def check_level(report: Report, microphone: PyAudioMicrophone, spec: Optional[st
 
     def meter(frame: np.ndarray) -> bool:
         levels.append(rms_dbfs(frame))
-        clipped[0] += int(np.count_nonzero(np.abs(frame.astype(np.int32)) >= 32767))
+        clipped[0] += int(np.count_nonzero(at_full_scale(frame)))
         clipped[1] += len(frame)
         if live and len(levels) % 10 == 0:
             bar = "#" * int(max(0.0, 60 + max(levels[-10:])) / 2)
@@ -315,7 +320,7 @@ def check_coupling(report: Report, echo: Optional[Tuple[np.ndarray, np.ndarray]]
         return
     played, heard = echo
     coach, person = max(frame_levels(echo_in(played, heard)), default=-120.0), max(frame_levels(voice))
-    clipped = float(np.mean(np.abs(heard.astype(np.int32)) >= 32767))
+    clipped = float(np.mean(at_full_scale(heard)))
     if clipped > CLIPPED_ECHO_SHARE:
         report.line("FAIL", what, f"the microphone clips while the speaker plays ({clipped:.1%} of samples): the "
                                   "coach would hear itself over you. Turn the speaker down or move it away")
