@@ -31,8 +31,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from voicecoach.audio import RATE, read_wav  # noqa: E402
-from voicecoach.enroll import Enrollment, enroll  # noqa: E402
-from voicecoach.features import BANDS, FLOOR, logmel  # noqa: E402
+from voicecoach.hearing.enroll import Enrollment, enroll  # noqa: E402
+from voicecoach.hearing.features import BANDS, FLOOR, logmel  # noqa: E402
 
 SPEECH = Path("/work/shared/speech")
 OUT = Path(__file__).resolve().parent / "out" / "enroll.json"

@@ -26,8 +26,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from runner import manifest, people, run  # noqa: E402
 
 from voicecoach.audio import RATE, read_wav, write_wav  # noqa: E402
-from voicecoach.listening import Tuning, default_keywords, file_frames  # noqa: E402
-from voicecoach.worker import ProcessSpotter  # noqa: E402
+from voicecoach.hearing.sphinx import Tuning  # noqa: E402
+from voicecoach.hearing.words import default_keywords, file_frames  # noqa: E402
+from voicecoach.hearing.worker import ProcessSpotter  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 
@@ -70,7 +71,7 @@ def baseline(paths: list[str]) -> list[list[tuple[str, float]]]:
 
 def listener_memory(engine: str | None, stream: Path, clips: list[str]) -> float:
     """Peak resident memory (MiB) of the process that hears. voicecoach's engines: its own
-    listener process (voicecoach.worker, as a live session starts it), once a person's counting
+    listener process (voicecoach.hearing.worker, as a live session starts it), once a person's counting
     has gone through it frame by frame. The obvious approach: a process running it over clips."""
     if engine is None:
         code = ("import resource, sys; sys.path.insert(0, sys.argv[1]); from hearing import baseline; "

@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from voicecoach.audio import RATE, read_wav, write_wav  # noqa: E402
-from voicecoach.listening import default_keywords  # noqa: E402
+from voicecoach.hearing.words import default_keywords  # noqa: E402
 
 TEST_VARIANTS = ("", "+f3", "+m7", "+Alicia", "+david")
 TUNE_VARIANTS = ("", "+f1", "+f2", "+f4", "+f5", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m8",

@@ -10,9 +10,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from voicecoach.listening import (  # noqa: E402
-    Detection, PocketsphinxSpotter, Tuning, default_keywords, make_spotter, spot_file,
-)
+from voicecoach.hearing.engines import make_spotter  # noqa: E402
+from voicecoach.hearing.sphinx import PocketsphinxSpotter, Tuning  # noqa: E402
+from voicecoach.hearing.words import Detection, default_keywords, spot_file  # noqa: E402
 
 SPEECH = ROOT / "bench" / "out" / "speech"
 PEOPLE = Path("/work/shared/speech")

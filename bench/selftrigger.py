@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (REPO, Pulse, person_says, play, save, table, timeline, user_env, voicecoach,  # noqa: E402
                     wait_for_say, workdir, write_routine)
 
-from voicecoach.echo import only_echo  # noqa: E402
+from voicecoach.hearing.echo import only_echo  # noqa: E402
 
 
 def trial(pulse: Pulse, work: Path, routine: Path, pain_wav: Path, i: int, person: bool, echo_db: float) -> dict:

@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from runner import manifest  # noqa: E402
 
-from voicecoach.learned import LearnedSpotter, Model  # noqa: E402
-from voicecoach.listening import default_keywords, file_frames  # noqa: E402
+from voicecoach.hearing.learned import LearnedSpotter, Model  # noqa: E402
+from voicecoach.hearing.words import default_keywords, file_frames  # noqa: E402
 
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995)
 _spotter: Optional[LearnedSpotter] = None

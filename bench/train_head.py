@@ -2,7 +2,7 @@
 
 The same clips as bench/train_spotter.py (its tune-split voices, carriers, confusables, counting,
 everyday phrases and the `train` half of people's recordings), each heard from a fresh stream
-and followed by a second of silence, through voicecoach.embedding.Embedder; a small dense head
+and followed by a second of silence, through voicecoach.hearing.embedding.Embedder; a small dense head
 over 16 embeddings (2 s of sound, one every 80 ms) learns the same labels: a keyword's end 0-0.26 s ago, nothing
 from 0.5 s after it or a second before it, nothing anywhere in a clip without one. The head is
 written into the packaged model beside its log-mel nets, with the share it gets and the
@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 from train_spotter import exported, fit, rendered  # noqa: E402
 
 from voicecoach.audio import RATE  # noqa: E402
-from voicecoach.embedding import DIMS, STEPS, Embedder  # noqa: E402
-from voicecoach.learned import Model, Net  # noqa: E402
+from voicecoach.hearing.embedding import DIMS, STEPS, Embedder  # noqa: E402
+from voicecoach.hearing.learned import Model, Net  # noqa: E402
 
 POSITIVE = (0.0, 0.26)      # s after the keyword's end: the keyword
 AFTER, BEFORE = 0.5, -1.0   # from this long after it, and before this: nothing

@@ -27,9 +27,9 @@ from make_speech import CARRIERS, CONFUSABLES, VOICES, synth, trim  # noqa: E402
 from runner import people  # noqa: E402
 
 from voicecoach.audio import FRAME, RATE, read_wav, resample  # noqa: E402
-from voicecoach.features import BANDS, FLOOR, logmel  # noqa: E402
-from voicecoach.learned import CONTEXT, EVERY, POOL, Model, Net  # noqa: E402
-from voicecoach.listening import default_keywords  # noqa: E402
+from voicecoach.hearing.features import BANDS, FLOOR, logmel  # noqa: E402
+from voicecoach.hearing.learned import CONTEXT, EVERY, POOL, Model, Net  # noqa: E402
+from voicecoach.hearing.words import default_keywords  # noqa: E402
 
 EVERYDAY = (
     "okay", "I'm ready", "left leg", "right leg", "breathe in", "hold on", "one moment", "how long",

@@ -28,6 +28,7 @@ def test_top_level_help_through_the_real_command(user_env):
     assert r.returncode == 0 and all(c in r.stdout for c in COMMANDS)
 
 
-def test_engine_choices_match_the_listening_module() -> None:
-    from voicecoach import cli, listening
-    assert cli.ENGINES == listening.ENGINES
+def test_engine_choices_match_the_engines_module() -> None:
+    from voicecoach import cli
+    from voicecoach.hearing import engines
+    assert cli.ENGINES == engines.ENGINES

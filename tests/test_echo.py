@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from voicecoach.audio import FRAME, RATE, read_wav
-from voicecoach.echo import ONLY_ECHO_DB, EchoCanceller, Recent, only_echo
+from voicecoach.hearing.echo import ONLY_ECHO_DB, EchoCanceller, Recent, only_echo
 
 DATA = Path(__file__).parent / "data" / "speech"
 VOICE = DATA / "stop-person.wav"

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from voicecoach.audio import FRAME, read_wav
-from voicecoach.embedding import DIMS, STEPS, STRIDE, Embedder
-from voicecoach.learned import LearnedSpotter, Model
-from voicecoach.listening import default_keywords
+from voicecoach.hearing.embedding import DIMS, STEPS, STRIDE, Embedder
+from voicecoach.hearing.learned import LearnedSpotter, Model
+from voicecoach.hearing.words import default_keywords
 
 STOP = Path(__file__).parent / "data" / "speech" / "listening" / "stop-439c84f4_nohash_1.wav"
 
@@ -76,9 +76,9 @@ def test_without_onnxruntime_the_nets_hear_alone_at_their_own_threshold(tmp_path
     replace(model, alone=0.45).save(tmp_path / "m.npz")
     assert Model.load(tmp_path / "m.npz").alone == 0.45
     code = ("import sys; sys.modules['onnxruntime'] = None\n"       # what a missing module does: ImportError
-            "from voicecoach.embedding import available\n"
-            "from voicecoach.learned import LearnedSpotter\n"
-            "from voicecoach.listening import default_keywords, spot_file\n"
+            "from voicecoach.hearing.embedding import available\n"
+            "from voicecoach.hearing.learned import LearnedSpotter\n"
+            "from voicecoach.hearing.words import default_keywords, spot_file\n"
             "spotter = LearnedSpotter(default_keywords())\n"
             "print(available(), len(spotter.model.head), spotter.model.threshold, spotter._embedder)\n"
             f"print(*[d.action for d in spot_file({str(STOP)!r}, spotter)])\n")

@@ -15,10 +15,10 @@ import pytest
 
 from voicecoach import cli, devices
 from voicecoach.audio import FRAME, RATE, read_wav, write_wav
-from voicecoach.dtw import PENALTY, STRETCH, subsequence_dtw
-from voicecoach.enroll import (Enrollment, EnrollmentError, enroll, enrollment_path, load_enrollment,
+from voicecoach.hearing.dtw import PENALTY, STRETCH, subsequence_dtw
+from voicecoach.hearing.enroll import (Enrollment, EnrollmentError, enroll, enrollment_path, load_enrollment,
                                record_takes)
-from voicecoach.features import BANDS, FLOOR, logmel
+from voicecoach.hearing.features import BANDS, FLOOR, logmel
 
 TAKES = [(140, 40), (150, 55), (160, 70)]       # (words per minute, pitch) of the three takes
 OTHER = (145, 50)                               # a fourth rendering, unlike every take
@@ -299,8 +299,8 @@ def test_record_takes_keeps_the_word_and_a_little_air(speech) -> None:
 
 
 def test_the_learned_spotter_takes_the_enrolled_voice_as_confirmation(speech, pain) -> None:
-    from voicecoach.learned import LearnedSpotter
-    from voicecoach.listening import Keyword, spot_file
+    from voicecoach.hearing.learned import LearnedSpotter
+    from voicecoach.hearing.words import Keyword, spot_file
     strict = [Keyword("pain", "safety", 0.0), Keyword("stop", "stop")]   # threshold 0.99: unreachable
     said, other = speech["pain_145_50"], speech["paint_145_50"]
     assert list(spot_file(said, LearnedSpotter(strict))) == []
@@ -310,7 +310,8 @@ def test_the_learned_spotter_takes_the_enrolled_voice_as_confirmation(speech, pa
 
 
 def test_make_spotter_uses_the_enrolment_on_file(speech, pain, monkeypatch, tmp_path) -> None:
-    from voicecoach.listening import default_keywords, make_spotter
+    from voicecoach.hearing.engines import make_spotter
+    from voicecoach.hearing.words import default_keywords
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     assert make_spotter(default_keywords()).enrollment is None
     pain.save(enrollment_path())

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from voicecoach.audio import FRAME, RATE, read_wav
-from voicecoach.features import LogMelStream, logmel
-from voicecoach.learned import Background, LearnedSpotter, Model, covers
-from voicecoach.listening import Keyword, PocketsphinxSpotter, default_keywords, make_spotter, spot_file
+from voicecoach.hearing.engines import make_spotter
+from voicecoach.hearing.features import LogMelStream, logmel
+from voicecoach.hearing.learned import Background, LearnedSpotter, Model, covers
+from voicecoach.hearing.sphinx import PocketsphinxSpotter
+from voicecoach.hearing.words import Keyword, default_keywords, spot_file
 
 STOP = Path(__file__).parent / "data" / "speech" / "listening" / "stop-439c84f4_nohash_1.wav"
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from voicecoach.audio import RATE, read_wav, resample, write_wav
-from voicecoach.listening import (
-    ACTIONS, Detection, Keyword, default_keywords, make_spotter, spot_file, unknown_words,
-)
+from voicecoach.hearing.engines import make_spotter
+from voicecoach.hearing.sphinx import unknown_words
+from voicecoach.hearing.words import ACTIONS, Detection, Keyword, default_keywords, spot_file
 
 CLIPS = Path(__file__).parent / "data" / "speech" / "listening"
 NEGATIVES = sorted(p for p in CLIPS.glob("*.wav") if not p.name.startswith("stop-"))

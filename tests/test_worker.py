@@ -9,8 +9,9 @@ import pytest
 
 from voicecoach.audio import FRAME, read_wav
 from voicecoach.devices import MicrophoneLost
-from voicecoach.listening import Keyword, default_keywords, make_spotter, spot_file
-from voicecoach.worker import ProcessSpotter
+from voicecoach.hearing.engines import make_spotter
+from voicecoach.hearing.words import Keyword, default_keywords, spot_file
+from voicecoach.hearing.worker import ProcessSpotter
 
 STOP = Path(__file__).parent / "data" / "speech" / "listening" / "stop-439c84f4_nohash_1.wav"
 

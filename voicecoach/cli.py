@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional
 from voicecoach import __version__
 
 ENGINES = ("auto", "learned", "pocketsphinx")
-"""listening.ENGINES, named here so `--help` does not load the engines (a test keeps them equal)."""
+"""hearing.engines.ENGINES, named here so `--help` does not load the engines (a test keeps them equal)."""
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_BUSY = 1, 2, 5
 
@@ -53,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from voicecoach.listening import unknown_words
+    from voicecoach.hearing.sphinx import unknown_words
     from voicecoach.routine import RoutineError, load_routine, vocabulary
     bad = 0
     for path in args.files:
@@ -116,7 +116,7 @@ def cmd_voices(args: argparse.Namespace) -> int:
 def cmd_listen(args: argparse.Namespace) -> int:
     from voicecoach.config import load_config
     from voicecoach.launch import load, make_spotter
-    from voicecoach.listening import spot_file
+    from voicecoach.hearing.words import spot_file
     cfg = load_config()
     spotter = make_spotter(load(args.routine or cfg.routine), engine=args.engine)
     for path in args.file or []:
@@ -131,7 +131,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from voicecoach.enroll import MIN_TAKES, enroll, enrollment_path, save_enrollment
+    from voicecoach.hearing.enroll import MIN_TAKES, enroll, enrollment_path, save_enrollment
     path = args.out or enrollment_path()
     if args.forget:
         if not path.exists():
@@ -146,7 +146,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     files = _take_files(args.take or [])
     if isinstance(files, str):
         return _fail(files, EXIT_USAGE)
-    from voicecoach.listening import default_keywords
+    from voicecoach.hearing.words import default_keywords
     known = {k.phrase: k.action for k in default_keywords()}
     words = list(dict.fromkeys(" ".join(w.lower().split()) for w in args.word or []))
     words = words or list(files) or [p for p, a in known.items() if a == "safety"]
@@ -193,7 +193,7 @@ def _record_live(words: List[str], args: argparse.Namespace):
     """The takes from the microphone; None (after saying why) when no word was heard."""
     from voicecoach.config import load_config, pick
     from voicecoach.devices import DeviceError, PyAudioMicrophone, open_pyaudio
-    from voicecoach.enroll import NoSpeech, record_takes
+    from voicecoach.hearing.enroll import NoSpeech, record_takes
     print(f"Enrolling your voice: {args.takes} takes of {', '.join(repr(w) for w in words)}. Say each word "
           "when asked, as you would during a stretch; stay quiet in between.", flush=True)
     pa = open_pyaudio()
@@ -357,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     from voicecoach.devices import DeviceError
-    from voicecoach.enroll import EnrollmentError
+    from voicecoach.hearing.enroll import EnrollmentError
     from voicecoach.history import HistoryError
     from voicecoach.instance import AlreadyRunning
     from voicecoach.routine import RoutineError

@@ -18,8 +18,8 @@ from typing import Callable, Deque, Dict, List, Mapping, Optional, Protocol, Tex
 import numpy as np
 
 from voicecoach.audio import FRAME_SECONDS, RATE
-from voicecoach.echo import EchoCanceller, only_echo
 from voicecoach.devices import DeviceError, Microphone, MicrophoneLost, Speaker
+from voicecoach.hearing.echo import EchoCanceller, only_echo
 from voicecoach.history import History, Hold
 from voicecoach.playback import Player
 from voicecoach.routine import ENGINE_LINES, Routine, vocabulary

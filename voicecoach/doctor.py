@@ -118,8 +118,9 @@ def doctor(mic: Optional[str], speaker: Optional[str], seconds: float, word: str
         report.line("FAIL", "PortAudio", str(exc))
         return 1
     report.line("PASS", "PortAudio", f"{pa.get_device_count()} devices (`voicecoach devices` lists them)")
-    from voicecoach.embedding import available
-    from voicecoach.listening import default_keywords, make_spotter
+    from voicecoach.hearing.embedding import available
+    from voicecoach.hearing.engines import make_spotter
+    from voicecoach.hearing.words import default_keywords
     # built before the microphone opens: loading the models holds the GIL long enough for the
     # microphone's reader thread to overflow its buffer
     spotter = make_spotter(default_keywords())
@@ -296,7 +297,7 @@ def frame_levels(samples: np.ndarray) -> List[float]:
 def echo_in(played: np.ndarray, heard: np.ndarray) -> np.ndarray:
     """What the coach's own echo canceller removes from `heard` as the echo of `played`: the
     speaker's sound in the microphone, without anything else the microphone heard meanwhile."""
-    from voicecoach.echo import EchoCanceller
+    from voicecoach.hearing.echo import EchoCanceller
     canceller = EchoCanceller(seconds=len(heard) / RATE + 1.0)
     played = np.concatenate([played, np.zeros(max(0, len(heard) - len(played)), np.int16)])
     removed = []

@@ -79,8 +79,9 @@ def render(routine: Routine, settings: VoiceSettings, cache_dir: Optional[Path] 
 
 def make_spotter(routine: Routine, process: bool = False, engine: str = "auto"):
     """The routine's spotter; in a child process for live sessions (see worker.py)."""
-    from voicecoach.listening import Keyword, make_spotter as make
-    from voicecoach.worker import ProcessSpotter
+    from voicecoach.hearing.engines import make_spotter as make
+    from voicecoach.hearing.words import Keyword
+    from voicecoach.hearing.worker import ProcessSpotter
     keywords = [Keyword(p, a, s) for p, a, s in vocabulary(routine)]
     return ProcessSpotter(keywords, engine) if process else make(keywords, engine)
 

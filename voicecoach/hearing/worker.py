@@ -2,7 +2,7 @@
 
 pocketsphinx holds Python's GIL while it decodes: a verification (~80-150 ms) in a thread
 stalled the coach's 10 ms speaker loop, so the speaker underran, counts slipped and the echo's
-delay jumped (measured through PulseAudio). A child process (`python -m voicecoach.worker`)
+delay jumped (measured through PulseAudio). A child process (`python -m voicecoach.hearing.worker`)
 decodes instead; frames go to it over a pipe and detections come back as JSON lines.
 """
 
@@ -21,7 +21,8 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from voicecoach.devices import MicrophoneLost
-from voicecoach.listening import Detection, Keyword, make_spotter
+from voicecoach.hearing.engines import make_spotter
+from voicecoach.hearing.words import Detection, Keyword
 
 HEADER = struct.Struct("<i")
 """Each message: a sample count, then that many int16 samples; -1 asks for reset()."""
@@ -32,7 +33,7 @@ class ProcessSpotter:
 
     def __init__(self, keywords: Sequence[Keyword], engine: str = "auto") -> None:
         spec = json.dumps({"engine": engine, "keywords": [[k.phrase, k.action, k.sensitivity] for k in keywords]})
-        self._proc = subprocess.Popen([sys.executable, "-m", "voicecoach.worker", spec],
+        self._proc = subprocess.Popen([sys.executable, "-m", "voicecoach.hearing.worker", spec],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self._found: "queue.Queue[Detection]" = queue.Queue()
         self._reader: Optional[threading.Thread] = None

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from voicecoach.audio import FRAME, RATE
-from voicecoach.embedding import Embedder, available
-from voicecoach.features import BANDS, FLOOR, LogMelStream
-from voicecoach.listening import Detection, Keyword, whole_frames
+from voicecoach.hearing.embedding import Embedder, available
+from voicecoach.hearing.features import BANDS, FLOOR, LogMelStream
+from voicecoach.hearing.words import Detection, Keyword, whole_frames
 
 if TYPE_CHECKING:
-    from voicecoach.enroll import Enrollment
+    from voicecoach.hearing.enroll import Enrollment
 
 CONTEXT = 100           # frames of features the network sees (1 s)
 POOL = 2                # frames averaged together before the network (20 ms resolution)

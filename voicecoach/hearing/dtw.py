@@ -15,7 +15,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from voicecoach.features import BANDS
+from voicecoach.hearing.features import BANDS
 
 POOL = 2            # 10 ms frames averaged in pairs: 20 ms is fine enough for a word, 4x less work
 CEPSTRA = 13

@@ -21,10 +21,10 @@ from typing import Dict, List, Optional, Sequence, TextIO, Tuple
 import numpy as np
 
 from voicecoach.audio import RATE, rms_dbfs
-from voicecoach.dtw import MIN_PEAK_DB, QUIET_DB, energy_db, match_end, prepare
-from voicecoach.features import BANDS, FLOOR, logmel
+from voicecoach.hearing.dtw import MIN_PEAK_DB, QUIET_DB, energy_db, match_end, prepare
+from voicecoach.hearing.features import BANDS, FLOOR, logmel
 from voicecoach.history import default_path, private_dirs
-from voicecoach.learned import CONTEXT
+from voicecoach.hearing.learned import CONTEXT
 
 MARGIN = 1.4        # accept distance = MARGIN x the median leave-one-out distance of the takes
 MIN_TAKES = 2

@@ -4,7 +4,7 @@ Two stages, because one pocketsphinx KWS threshold cannot both hear "pain" every
 ignore "paint" or a person counting along: (1) pocketsphinx keyword search with per-word
 thresholds tuned for recall on held-back data (scripts/tune-spotter -> data/kws.json);
 (2) each candidate's buffered audio is re-decoded by a grammar where the keyword must beat
-competing words (spotting.Verifier). Both run on the caller's thread; stage 2 only on hits.
+competing words (verifier.Verifier). Both run on the caller's thread; stage 2 only on hits.
 """
 
 from __future__ import annotations
@@ -15,64 +15,21 @@ import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Iterator, Protocol, Sequence, Union
+from typing import Iterable, Sequence, Union
 
 import numpy as np
 from pocketsphinx import Decoder
 
-from .audio import FRAME, RATE, read_wav
-from .spotting import Verifier, VerifierSettings, in_dictionary
+from voicecoach.audio import FRAME, RATE
+from voicecoach.hearing.verifier import Verifier, VerifierSettings, in_dictionary
+from voicecoach.hearing.words import Detection, Keyword, whole_frames
 
-ACTIONS = ("safety", "stop", "pause", "resume", "repeat")
-FLUSH_SECONDS = 0.5
 RING_SECONDS = 1.5
 MAX_WORD_SECONDS = 1.2
 LOOSEST_EXPONENT, TIGHTEST_EXPONENT = -45.0, -5.0
 MODEL = {"samprate": RATE, "loglevel": "ERROR"}
 VERIFIER_MODEL = {"samprate": RATE, "loglevel": "FATAL"}   # FSG "no match" errors are expected
 UTTERANCE_SECONDS = 20.0   # restart KWS when idle this long, so its lattice stays small
-
-
-@dataclass(frozen=True)
-class Keyword:
-    """A phrase to hear and what it means; sensitivity 0..1 overrides the tuned default."""
-
-    phrase: str
-    action: str
-    sensitivity: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.action not in ACTIONS:
-            raise ValueError(f"unknown action {self.action!r}; expected one of {ACTIONS}")
-        if self.sensitivity is not None and not 0.0 <= self.sensitivity <= 1.0:
-            raise ValueError(f"sensitivity {self.sensitivity} outside 0..1")
-
-
-@dataclass(frozen=True)
-class Detection:
-    """A heard keyword; times are stream seconds since the spotter's start or reset."""
-
-    word: str
-    action: str
-    t: float
-    start: float
-    score: float
-
-
-class Spotter(Protocol):
-    """Pure object: int16 16 kHz mono frames of any length in, detections out."""
-
-    def process(self, frame: np.ndarray) -> list[Detection]: ...
-
-    def reset(self) -> None: ...
-
-
-def whole_frames(pending: np.ndarray, audio: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """Audio left over from last time plus new audio, as whole 10 ms frames and a new
-    remainder: every engine decodes whole frames, so how audio is chunked never matters."""
-    data = np.concatenate([pending, np.asarray(audio, dtype=np.int16).ravel()])
-    usable = len(data) - len(data) % FRAME
-    return [data[i:i + FRAME] for i in range(0, usable, FRAME)], data[usable:]
 
 
 @dataclass(frozen=True)
@@ -103,22 +60,6 @@ class Tuning:
             span = TIGHTEST_EXPONENT - LOOSEST_EXPONENT
             return TIGHTEST_EXPONENT - keyword.sensitivity * span
         return self.exponents.get(keyword.phrase, self.default_exponent)
-
-
-def default_keywords() -> list[Keyword]:
-    """The vocabulary a stretching session listens for."""
-    table = {
-        "safety": ("pain", "painful", "hurts", "numb", "numbness", "tingling", "pins and needles"),
-        "stop": ("stop",),
-        "pause": ("pause", "wait"),
-        "resume": ("resume", "continue"),
-        "repeat": ("repeat",),
-    }
-    return [Keyword(p, action) for action, phrases in table.items() for p in phrases]
-
-
-ENGINES = ("auto", "learned", "pocketsphinx")
-"""`learned` knows only the default vocabulary; `auto` uses it when it covers the routine's words."""
 
 
 def unknown_words(phrases: Iterable[str]) -> list[str]:
@@ -244,34 +185,3 @@ class PocketsphinxSpotter:
             if hi - lo >= 10 * FRAME:
                 out.append(self.ring[len(self.ring) - (self.fed - lo):len(self.ring) - (self.fed - hi) or None])
         return out
-
-
-def make_spotter(keywords: Sequence[Keyword], engine: str = "auto") -> Spotter:
-    """The spotter for `keywords`: the learned one where it knows every word (it hears the
-    safety words far more often: README, Hearing), confirming grey-zone words with the person's
-    enrolled voice if `voicecoach enroll` was run; else the tuned two-stage pocketsphinx one."""
-    from voicecoach.learned import LearnedSpotter, Model, covers
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
-    if engine != "pocketsphinx":
-        model = Model.load()
-        if covers(keywords, model):
-            from voicecoach.enroll import load_enrollment
-            return LearnedSpotter(keywords, model, load_enrollment())
-        if engine == "learned":
-            raise ValueError("the learned engine knows only the default words; use --engine pocketsphinx")
-    return PocketsphinxSpotter(keywords, Tuning.load())
-
-
-def file_frames(path: Union[str, Path]) -> Iterator[np.ndarray]:
-    """A WAV (any rate/channels) in 10 ms frames as a microphone gives them, then the silence
-    that flushes a word said at its very end."""
-    audio = np.concatenate([read_wav(path), np.zeros(int(FLUSH_SECONDS * RATE), dtype=np.int16)])
-    for i in range(0, len(audio), FRAME):
-        yield audio[i:i + FRAME]
-
-
-def spot_file(path: Union[str, Path], spotter: Spotter) -> Iterator[Detection]:
-    """Stream a WAV through `spotter` exactly as live audio, then flush."""
-    for frame in file_frames(path):
-        yield from spotter.process(frame)

@@ -1,0 +1,28 @@
+"""Which spotter hears a session: the engine choice, in one place."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from voicecoach.hearing.enroll import load_enrollment
+from voicecoach.hearing.learned import LearnedSpotter, Model, covers
+from voicecoach.hearing.sphinx import PocketsphinxSpotter, Tuning
+from voicecoach.hearing.words import Keyword, Spotter
+
+ENGINES = ("auto", "learned", "pocketsphinx")
+"""`learned` knows only the default vocabulary; `auto` uses it when it covers the routine's words."""
+
+
+def make_spotter(keywords: Sequence[Keyword], engine: str = "auto") -> Spotter:
+    """The spotter for `keywords`: the learned one where it knows every word (it hears the
+    safety words far more often: README, Hearing), confirming grey-zone words with the person's
+    enrolled voice if `voicecoach enroll` was run; else the tuned two-stage pocketsphinx one."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    if engine != "pocketsphinx":
+        model = Model.load()
+        if covers(keywords, model):
+            return LearnedSpotter(keywords, model, load_enrollment())
+        if engine == "learned":
+            raise ValueError("the learned engine knows only the default words; use --engine pocketsphinx")
+    return PocketsphinxSpotter(keywords, Tuning.load())
