@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import voicecoach
-from voicecoach.config import Config, ConfigError, config_path, load_config
+from voicecoach.config import Config, ConfigError, load_config
+from voicecoach.paths import config_file
 
 
 def write_config(env: dict, text: str) -> Path:
@@ -25,7 +26,7 @@ def rounds(db: Path) -> int:
 
 
 def test_no_file_sets_nothing(user_env):
-    assert config_path() == Path(user_env["XDG_CONFIG_HOME"]) / "voicecoach" / "config.yaml"
+    assert config_file() == Path(user_env["XDG_CONFIG_HOME"]) / "voicecoach" / "config.yaml"
     assert load_config() == Config()
 
 

@@ -16,9 +16,9 @@ import pytest
 from voicecoach import cli, devices
 from voicecoach.audio import FRAME, RATE, read_wav, write_wav
 from voicecoach.hearing.dtw import PENALTY, STRETCH, subsequence_dtw
-from voicecoach.hearing.enroll import (Enrollment, EnrollmentError, enroll, enrollment_path, load_enrollment,
-                               record_takes)
+from voicecoach.hearing.enroll import Enrollment, EnrollmentError, enroll, load_enrollment, record_takes
 from voicecoach.hearing.features import BANDS, FLOOR, logmel
+from voicecoach.paths import enrollment_file
 
 TAKES = [(140, 40), (150, 55), (160, 70)]       # (words per minute, pitch) of the three takes
 OTHER = (145, 50)                               # a fourth rendering, unlike every take
@@ -141,7 +141,7 @@ def test_save_and_load_give_the_same_enrollment(tmp_path: Path, speech, pain: En
 
 def test_the_file_is_owner_only_beside_the_history_whatever_the_umask(tmp_path: Path, pain, monkeypatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    path = enrollment_path()
+    path = enrollment_file()
     assert path == tmp_path / "data" / "voicecoach" / "enrollment.npz"
     old = os.umask(0o002)
     try:
@@ -182,7 +182,7 @@ def take_args(files: List[Path], word: str = "pain") -> List[str]:
 
 def test_enroll_from_files_writes_the_file_and_forget_removes_it(user_env, speech, capsys) -> None:
     assert cli.main(["enroll", *take_args(takes_of(speech))]) == 0
-    path = enrollment_path()
+    path = enrollment_file()
     assert str(path) in capsys.readouterr().out
     saved = load_enrollment()
     assert saved is not None and list(saved.templates) == ["pain"] and len(saved.templates["pain"]) == 3
@@ -198,7 +198,7 @@ def test_enroll_from_files_writes_the_file_and_forget_removes_it(user_env, speec
 def test_enroll_writes_where_out_says(tmp_path: Path, user_env, speech) -> None:
     assert cli.main(["enroll", "--word", "pain", "--takes", "2", *take_args(takes_of(speech)[:2]),
                      "--out", str(tmp_path / "mine.npz")]) == 0
-    assert load_enrollment(tmp_path / "mine.npz") is not None and not enrollment_path().exists()
+    assert load_enrollment(tmp_path / "mine.npz") is not None and not enrollment_file().exists()
 
 
 def bad_inputs(speech, tmp_path: Path) -> Dict[str, List[str]]:
@@ -222,11 +222,11 @@ def test_bad_input_is_one_message_and_exit_2(case: str, user_env, speech, tmp_pa
     assert cli.main(["enroll", *bad_inputs(speech, tmp_path)[case]]) == cli.EXIT_USAGE
     err = capsys.readouterr().err
     assert err.startswith("voicecoach: ") and err.count("\n") == 1 and "Traceback" not in err
-    assert not enrollment_path().exists()
+    assert not enrollment_file().exists()
 
 
 def test_a_damaged_file_is_replaced_by_a_new_enrolment(user_env, speech) -> None:
-    path = enrollment_path()
+    path = enrollment_file()
     path.parent.mkdir(parents=True)
     path.write_bytes(b"junk")
     assert cli.main(["enroll", *take_args(takes_of(speech))]) == 0
@@ -287,7 +287,7 @@ def test_a_take_with_no_speech_is_asked_again_then_fails(user_env, monkeypatch, 
     assert cli.main(["enroll", "--word", "pain"]) == cli.EXIT_FAILURE
     captured = capsys.readouterr()
     assert captured.out.count("heard nothing") == 3 and "take 1 of 3) again" in captured.out
-    assert "heard nothing for 'pain'" in captured.err and not enrollment_path().exists()
+    assert "heard nothing for 'pain'" in captured.err and not enrollment_file().exists()
 
 
 def test_record_takes_keeps_the_word_and_a_little_air(speech) -> None:
@@ -314,5 +314,5 @@ def test_make_spotter_uses_the_enrolment_on_file(speech, pain, monkeypatch, tmp_
     from voicecoach.hearing.words import default_keywords
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     assert make_spotter(default_keywords()).enrollment is None
-    pain.save(enrollment_path())
+    pain.save(enrollment_file())
     assert make_spotter(default_keywords()).enrollment.templates.keys() == {"pain"}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from voicecoach.hearing.words import Keyword
 from voicecoach.routine import (ENGINE_LINES, Routine, RoutineError, announcement,
                                 builtin_routine, load_routine, parse_routine, phrases,
                                 position_cue, vocabulary)
@@ -65,8 +66,8 @@ def test_announcement_phrases_and_vocabulary() -> None:
     assert said[0] == announcement(r) and len(said) == len(set(said))
     assert "Now your left side." in said and "Now your right side." in said
     assert set(ENGINE_LINES.values()) <= set(said) and r.safety.warning in said
-    assert ("pain", "safety", 0.6) in vocabulary(r) and ("stop", "stop", None) in vocabulary(r)
-    assert [action for _, action, _ in vocabulary(r)][:3] == ["safety"] * 3
+    assert Keyword("pain", "safety", 0.6) in vocabulary(r) and Keyword("stop", "stop") in vocabulary(r)
+    assert [k.action for k in vocabulary(r)][:3] == ["safety"] * 3
 
 
 @pytest.mark.parametrize("text, where, message", [

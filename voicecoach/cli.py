@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from voicecoach import __version__
+from voicecoach.hearing import ENGINES
 
-ENGINES = ("auto", "learned", "pocketsphinx")
-"""hearing.engines.ENGINES, named here so `--help` does not load the engines (a test keeps them equal)."""
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_BUSY = 1, 2, 5
 
@@ -63,7 +62,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             bad += 1
             continue
-        unknown = unknown_words(p for p, _, _ in vocabulary(routine))
+        unknown = unknown_words(k.phrase for k in vocabulary(routine))
         if unknown:
             print(f"{path}: listen: the recognizer does not know {', '.join(unknown)}; "
                   "choose common English words", file=sys.stderr)
@@ -115,10 +114,12 @@ def cmd_voices(args: argparse.Namespace) -> int:
 
 def cmd_listen(args: argparse.Namespace) -> int:
     from voicecoach.config import load_config
-    from voicecoach.launch import load, make_spotter
+    from voicecoach.hearing.engines import make_spotter
     from voicecoach.hearing.words import spot_file
+    from voicecoach.launch import load
+    from voicecoach.routine import vocabulary
     cfg = load_config()
-    spotter = make_spotter(load(args.routine or cfg.routine), engine=args.engine)
+    spotter = make_spotter(vocabulary(load(args.routine or cfg.routine)), args.engine)
     for path in args.file or []:
         spotter.reset()
         for d in spot_file(path, spotter):
@@ -131,8 +132,9 @@ def cmd_listen(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from voicecoach.hearing.enroll import MIN_TAKES, enroll, enrollment_path, save_enrollment
-    path = args.out or enrollment_path()
+    from voicecoach.hearing.enroll import MIN_TAKES, enroll, save_enrollment
+    from voicecoach.paths import enrollment_file
+    path = args.out or enrollment_file()
     if args.forget:
         if not path.exists():
             print(f"no voice enrolment at {path}")

@@ -275,7 +275,7 @@ class Coach:
     def _same_action(self, heard: Heard) -> List[str]:
         """The heard phrase and every other phrase with its action: the spotter confuses words
         within a family ("wait" for the coach's "pause"), so the coach saying any of them counts."""
-        return [heard.word] + [p for p, a, _ in vocabulary(self.routine) if a == heard.action]
+        return [heard.word] + [k.phrase for k in vocabulary(self.routine) if k.action == heard.action]
 
     def _apply_all(self, cmds: List[Command]) -> None:
         for cmd in cmds:

@@ -18,13 +18,13 @@ strictness as routines: an unknown key or a wrong value is an error naming file:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, TypeVar
 
 from yaml.nodes import MappingNode
 
+from voicecoach.paths import config_file
 from voicecoach.routine import RoutineError
 from voicecoach.yamlcheck import Invalid, Nodes, at, compose, describe, read_text
 
@@ -50,16 +50,9 @@ class Config:
     listen: Optional[bool] = None
 
 
-def config_path() -> Path:
-    """$XDG_CONFIG_HOME/voicecoach/config.yaml, ~/.config when unset (XDG spec)."""
-    base = os.environ.get("XDG_CONFIG_HOME", "")
-    root = Path(base) if os.path.isabs(base) else Path.home() / ".config"
-    return root / "voicecoach" / "config.yaml"
-
-
 def load_config(path: Optional[Path] = None) -> Config:
     """The settings file, or all-unset when there is none; raises ConfigError when it is wrong."""
-    path = path or config_path()
+    path = path or config_file()
     if not path.exists():
         return Config()
     try:

@@ -87,8 +87,8 @@ def print_devices(out: TextIO = sys.stdout) -> int:
             if name.endswith(".monitor"):
                 note += "  (what that speaker plays, not a microphone)"
             print(f"  {name}  {description}{note}", file=out)
-    from voicecoach.config import config_path
-    print(f"Set them once in {config_path()} (mic: NAME, speaker: NAME); "
+    from voicecoach.paths import config_file
+    print(f"Set them once in {config_file()} (mic: NAME, speaker: NAME); "
           "check them with `voicecoach doctor`.", file=out)
     return 0
 

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 from urllib.parse import quote
 
+from voicecoach.paths import history_file, private_dirs
+
 OUTCOMES = ("completed", "safety", "stopped", "mic-lost", "error")
 ROW_FIELDS = ("day", "round_finished", "session_id", "routine", "session_started", "outcome",
               "stop_word", "stopped_at", "round", "holds", "shortest_hold_seconds")
@@ -84,28 +86,6 @@ class _Session:
         self.ended = False
 
 
-def default_path() -> Path:
-    """$XDG_DATA_HOME/voicecoach/history.sqlite3, ~/.local/share when unset (XDG spec)."""
-    base = os.environ.get("XDG_DATA_HOME", "")
-    root = Path(base) if os.path.isabs(base) else Path.home() / ".local" / "share"
-    return root / "voicecoach" / "history.sqlite3"
-
-
-def private_dirs(directory: Path) -> None:
-    """Create `directory` and its missing parents 0700 whatever the umask (health data lives
-    there); directories that already exist are left as they are."""
-    missing = []
-    while not directory.exists():
-        missing.append(directory)
-        directory = directory.parent
-    for d in reversed(missing):
-        try:
-            os.mkdir(d, 0o700)
-        except FileExistsError:
-            continue
-        os.chmod(d, 0o700)
-
-
 def open_private(path: Path, flags: int = os.O_RDWR) -> int:
     """A new file, 0600 whatever the umask, as an open descriptor; FileExistsError if it exists
     (O_EXCL: never reuses a file someone else created with looser permissions)."""
@@ -128,7 +108,7 @@ class History:
     def __init__(self, path: Optional[Path] = None, timeout: float = 2.0):
         """`timeout`: seconds to wait for a lock held by another process before keeping the
         write pending; short, because the person is mid-stretch while we wait."""
-        self.path = Path(path) if path is not None else default_path()
+        self.path = Path(path) if path is not None else history_file()
         self._timeout = timeout
         self._conn: Optional[sqlite3.Connection] = None
         self._pending: List[Tuple[Any, ...]] = []

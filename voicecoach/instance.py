@@ -14,15 +14,9 @@ import signal
 from pathlib import Path
 from typing import Optional
 
+from voicecoach.paths import runtime_dir
+
 STOP_SIGNAL = signal.SIGUSR1
-
-
-def runtime_dir() -> Path:
-    """$XDG_RUNTIME_DIR/voicecoach, else a private folder in /tmp (created 0700)."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    path = Path(base) / "voicecoach" if base else Path("/tmp") / f"voicecoach-{os.getuid()}"
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
 
 
 class AlreadyRunning(RuntimeError):

@@ -77,15 +77,6 @@ def render(routine: Routine, settings: VoiceSettings, cache_dir: Optional[Path] 
         session_phrases(routine), max_seconds={c: COUNT_MAX_SECONDS for c in counts})
 
 
-def make_spotter(routine: Routine, process: bool = False, engine: str = "auto"):
-    """The routine's spotter; in a child process for live sessions (see worker.py)."""
-    from voicecoach.hearing.engines import make_spotter as make
-    from voicecoach.hearing.words import Keyword
-    from voicecoach.hearing.worker import ProcessSpotter
-    keywords = [Keyword(p, a, s) for p, a, s in vocabulary(routine)]
-    return ProcessSpotter(keywords, engine) if process else make(keywords, engine)
-
-
 def text_clips(routine: Routine) -> Dict[str, Clip]:
     """`--text` mode speaks nothing: each phrase is silence as long as it would take to say."""
     counts = set(count_words(routine.hold_seconds))
@@ -169,7 +160,7 @@ def run(opts: RunOptions, out: TextIO = sys.stdout) -> Result:
         files = opts.mic_file is not None or opts.speaker_file is not None
         if opts.text:
             speaker, clips = PacedSilence(), text_clips(routine)
-            ears: Optional[Ears] = TypedEars({p: a for p, a, _ in vocabulary(routine)}) if opts.listen else None
+            ears: Optional[Ears] = TypedEars({k.phrase: k.action for k in vocabulary(routine)}) if opts.listen else None
             earcons = {n: np.zeros(RATE // 10, np.int16) for n in EARCONS}
         else:
             clips = render(routine, voice_settings(routine, opts), opts.cache_dir)
@@ -193,18 +184,20 @@ def run(opts: RunOptions, out: TextIO = sys.stdout) -> Result:
 
 def _devices(routine: Routine, opts: RunOptions, files: bool, stack: contextlib.ExitStack):
     """The speaker and the ears: files, or PyAudio devices (microphone first, it is slow to start)."""
+    from voicecoach.hearing.engines import make_spotter   # here: `--text` and `render` need no engine
+    from voicecoach.hearing.worker import ProcessSpotter
     if files:
         speaker = FileSpeaker(opts.speaker_file, fail_at=opts.speaker_fail_at)
         if not opts.listen:
             return speaker, None
         mic = FileMicrophone(opts.mic_file, echo_from=speaker if opts.echo_db is not None else None,
                              echo_db=opts.echo_db or 0.0, fail_at=opts.mic_fail_at)
-        return speaker, SpotterEars(mic, make_spotter(routine, engine=opts.engine), threaded=False)
+        return speaker, SpotterEars(mic, make_spotter(vocabulary(routine), opts.engine), threaded=False)
     pa = open_pyaudio()
     stack.callback(pa.terminate)
     ears = None
     if opts.listen:
-        spotter = make_spotter(routine, process=True, engine=opts.engine)   # loads while the mic opens
+        spotter = ProcessSpotter(vocabulary(routine), opts.engine)   # loads while the mic opens
         stack.callback(spotter.close)
         mic = PyAudioMicrophone(pa, opts.mic)
         if not mic.wait_ready():

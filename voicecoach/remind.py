@@ -10,7 +10,6 @@ is called only when the user manager answers, otherwise we print the commands to
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shlex
 import subprocess
@@ -22,6 +21,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from voicecoach.audio import RATE
+from voicecoach.paths import systemd_user_units
 from voicecoach.routine import Routine
 
 UNIT = "voicecoach-remind"
@@ -70,13 +70,6 @@ def remind_now(routine: Routine, done: int, speaker: Optional[str], speaker_file
     return f"reminded: {text}"
 
 
-def unit_dir() -> Path:
-    """$XDG_CONFIG_HOME/systemd/user, where systemd looks for a user's own units."""
-    base = os.environ.get("XDG_CONFIG_HOME", "")
-    root = Path(base) if os.path.isabs(base) else Path.home() / ".config"
-    return root / "systemd" / "user"
-
-
 def units(times: Sequence[str], command: Sequence[str]) -> Dict[str, str]:
     """The timer and its oneshot service. Persistent=false: a reminder missed while the Pi was
     off is not spoken late at boot."""
@@ -112,7 +105,7 @@ def _systemctl(commands: List[List[str]]) -> List[str]:
 
 def install(times: Sequence[str], directory: Optional[Path] = None) -> List[str]:
     """Write (or rewrite) the units and enable the timer; the lines to print."""
-    directory = directory or unit_dir()
+    directory = directory or systemd_user_units()
     directory.mkdir(parents=True, exist_ok=True)
     for name, text in units(times, [sys.executable, "-m", "voicecoach"]).items():
         (directory / name).write_text(text)
@@ -122,7 +115,7 @@ def install(times: Sequence[str], directory: Optional[Path] = None) -> List[str]
 
 def remove(directory: Optional[Path] = None) -> List[str]:
     """Disable the timer and delete the units (and the enable link); the lines to print."""
-    directory = directory or unit_dir()
+    directory = directory or systemd_user_units()
     timer = f"{UNIT}.timer"
     paths = [directory / timer, directory / f"{UNIT}.service", directory / "timers.target.wants" / timer]
     if not any(p.exists() or p.is_symlink() for p in paths):

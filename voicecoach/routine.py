@@ -16,10 +16,8 @@ from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from yaml.nodes import MappingNode, Node
 
+from voicecoach.hearing.words import ACTIONS, DEFAULT_WORDS, Keyword
 from voicecoach.yamlcheck import Invalid, Nodes, at, compose, read_text
-
-ACTIONS = ("safety", "stop", "pause", "resume", "repeat")
-"""What a spoken word can do, in priority order."""
 
 DEFAULT_WARNING = (
     "Stop now. Stand up slowly and put your foot down. "
@@ -28,10 +26,6 @@ DEFAULT_WARNING = (
 )
 DEFAULT_CUES = {"position": "Now your {side} side.", "hold": "Hold.", "release": "And release.",
                 "rest": None, "complete": "Well done. That is the stretch done."}
-DEFAULT_LISTEN: Dict[str, Tuple[str, ...]] = {
-    "safety": ("pain", "painful", "hurts", "numb", "numbness", "tingling", "pins and needles"),
-    "stop": ("stop",), "pause": ("pause", "wait"), "resume": ("resume", "continue"),
-    "repeat": ("repeat",)}
 ENGINE_LINES: Dict[str, str] = {
     "paused": "Paused. Say resume to go on.",
     "resuming": "Resuming.",
@@ -40,6 +34,11 @@ ENGINE_LINES: Dict[str, str] = {
     "unsaved": "I could not save your history. I will keep trying.",
 }
 """Fixed lines the session engine speaks, listed so speech can be prepared ahead."""
+
+MAX_HOLD_SECONDS = 600
+"""The longest hold a routine may prescribe; every count up to it can be spoken."""
+MAX_REST_SECONDS = 600
+"""The longest rest a routine may prescribe."""
 
 _TOP = ("name", "voice", "setup", "sides", "hold_seconds", "rounds", "rest_between_sides",
         "rest_between_rounds", "daily_target", "cues", "listen", "safety")
@@ -185,9 +184,9 @@ def phrases(r: Routine) -> List[str]:
     return list(dict.fromkeys(line for line in lines if line))
 
 
-def vocabulary(r: Routine) -> List[Tuple[str, str, Optional[float]]]:
-    """(phrase, action, sensitivity or None) for every word the listener must spot."""
-    return [(word, action, r.listen.sensitivity.get(word))
+def vocabulary(r: Routine) -> List[Keyword]:
+    """Every word the listener must spot, with its action and sensitivity (None: the tuned one)."""
+    return [Keyword(word, action, r.listen.sensitivity.get(word))
             for action in ACTIONS for word in getattr(r.listen, action)]
 
 
@@ -213,13 +212,13 @@ def _build(text: str, source: str) -> Routine:
         return n.whole(top[key][1], key, low, high, unit) if key in top else default
 
     def seconds(key: str, default: float) -> float:
-        return n.number(top[key][1], key, 0, 600, " of seconds") if key in top else default
+        return n.number(top[key][1], key, 0, MAX_REST_SECONDS, " of seconds") if key in top else default
 
     return Routine(
         name=n.text(top["name"][1], "name"),  # type: ignore[arg-type]
         setup=tuple(cue for cue, _ in setup),
         sides=sides,
-        hold_seconds=whole("hold_seconds", 10, 1, 600, " of seconds"),
+        hold_seconds=whole("hold_seconds", 10, 1, MAX_HOLD_SECONDS, " of seconds"),
         rounds=whole("rounds", 1, 1, 20, " of rounds"),
         rest_between_sides=seconds("rest_between_sides", 3.0),
         rest_between_rounds=seconds("rest_between_rounds", 10.0),
@@ -290,12 +289,12 @@ def _listen(n: Nodes, entry: Optional[Tuple[Node, Node]]) -> Listen:
             listed.append(word)
         words[action] = tuple(listed)
     for action in (a for a in ACTIONS if a not in given):
-        for word in DEFAULT_LISTEN[action]:
+        for word in DEFAULT_WORDS[action]:
             if word in owner:
                 raise at(owner[word][1], f"the word '{word}' is in listen.{owner[word][0]} but "
                                          f"is also a default listen.{action} word; list "
                                          f"listen.{action} yourself without it")
-        words[action] = DEFAULT_LISTEN[action]
+        words[action] = DEFAULT_WORDS[action]
     for action in ("safety", "stop"):
         if not words[action]:
             raise at(given[action][1], f"listen.{action} needs at least one word")

@@ -38,6 +38,8 @@ from typing import Any, Iterable, Iterator, Mapping, Optional
 import numpy as np
 
 from voicecoach.audio import FRAME, RATE, read_wav
+from voicecoach.paths import speech_cache
+from voicecoach.routine import MAX_HOLD_SECONDS
 
 FORMAT_VERSION = 2
 """Bump when the stored clip format or the processing changes, to orphan old cache files
@@ -178,8 +180,7 @@ class Voice:
     ) -> None:
         self.settings = settings
         self.rate = min(max(settings.rate or DEFAULT_RATE, MIN_RATE), MAX_RATE)
-        xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        self.cache_dir = Path(cache_dir) if cache_dir else Path(xdg) / "voicecoach" / "speech"
+        self.cache_dir = Path(cache_dir) if cache_dir else speech_cache()
         self.max_cache_bytes = max_cache_bytes
         self.engine: Any = None  # created on the first cache miss only: init costs time
         self._versions = _engine_versions()
@@ -436,10 +437,10 @@ def _spell(n: int) -> str:
 
 
 def count_words(n: int) -> list[str]:
-    """Spelled-out counts 1..n ("one", …, "twenty-one", "one hundred five"), n ≤ 600: numbers
-    are spoken as words, and short forms (no "and") fit the one-second slot better."""
-    if not 0 <= n <= 600:
-        raise ValueError(f"count out of range 0..600: {n}")
+    """Spelled-out counts 1..n ("one", …, "twenty-one", "one hundred five"), n at most the
+    longest hold: numbers are spoken as words, and short forms (no "and") fit the one-second slot."""
+    if not 0 <= n <= MAX_HOLD_SECONDS:
+        raise ValueError(f"count out of range 0..{MAX_HOLD_SECONDS}: {n}")
     return [_spell(i) for i in range(1, n + 1)]
 
 

@@ -7,10 +7,8 @@ from typing import Sequence
 from voicecoach.hearing.enroll import load_enrollment
 from voicecoach.hearing.learned import LearnedSpotter, Model, covers
 from voicecoach.hearing.sphinx import PocketsphinxSpotter, Tuning
+from voicecoach.hearing import ENGINES
 from voicecoach.hearing.words import Keyword, Spotter
-
-ENGINES = ("auto", "learned", "pocketsphinx")
-"""`learned` knows only the default vocabulary; `auto` uses it when it covers the routine's words."""
 
 
 def make_spotter(keywords: Sequence[Keyword], engine: str = "auto") -> Spotter:

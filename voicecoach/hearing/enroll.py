@@ -23,8 +23,8 @@ import numpy as np
 from voicecoach.audio import RATE, rms_dbfs
 from voicecoach.hearing.dtw import MIN_PEAK_DB, QUIET_DB, energy_db, match_end, prepare
 from voicecoach.hearing.features import BANDS, FLOOR, logmel
-from voicecoach.history import default_path, private_dirs
 from voicecoach.hearing.learned import CONTEXT
+from voicecoach.paths import enrollment_file, private_dirs
 
 MARGIN = 1.4        # accept distance = MARGIN x the median leave-one-out distance of the takes
 MIN_TAKES = 2
@@ -114,15 +114,10 @@ class Enrollment:
         return cls(templates, thresholds)
 
 
-def enrollment_path() -> Path:
-    """enrollment.npz beside the history database: $XDG_DATA_HOME/voicecoach, ~/.local/share."""
-    return default_path().with_name("enrollment.npz")
-
-
 def load_enrollment(path: Optional[Path] = None) -> Optional[Enrollment]:
     """The saved enrolment, None when there is none; EnrollmentError when it is damaged."""
     try:
-        return Enrollment.load(path or enrollment_path())
+        return Enrollment.load(path or enrollment_file())
     except FileNotFoundError:
         return None
 

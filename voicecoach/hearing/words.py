@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol, Union
+from typing import Dict, Iterator, Protocol, Tuple, Union
 
 import numpy as np
 
 from voicecoach.audio import FRAME, RATE, read_wav
 
 ACTIONS = ("safety", "stop", "pause", "resume", "repeat")
+"""What a spoken word can do, in priority order."""
+DEFAULT_WORDS: Dict[str, Tuple[str, ...]] = {
+    "safety": ("pain", "painful", "hurts", "numb", "numbness", "tingling", "pins and needles"),
+    "stop": ("stop",), "pause": ("pause", "wait"), "resume": ("resume", "continue"),
+    "repeat": ("repeat",)}
+"""The words a session listens for unless its routine lists its own, by action."""
 FLUSH_SECONDS = 0.5
 
 
@@ -58,14 +64,7 @@ def whole_frames(pending: np.ndarray, audio: np.ndarray) -> tuple[list[np.ndarra
 
 def default_keywords() -> list[Keyword]:
     """The vocabulary a stretching session listens for."""
-    table = {
-        "safety": ("pain", "painful", "hurts", "numb", "numbness", "tingling", "pins and needles"),
-        "stop": ("stop",),
-        "pause": ("pause", "wait"),
-        "resume": ("resume", "continue"),
-        "repeat": ("repeat",),
-    }
-    return [Keyword(p, action) for action, phrases in table.items() for p in phrases]
+    return [Keyword(p, action) for action, phrases in DEFAULT_WORDS.items() for p in phrases]
 
 
 def file_frames(path: Union[str, Path]) -> Iterator[np.ndarray]:
