@@ -22,11 +22,12 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
 from voicecoach.audio import RATE
+from voicecoach.pulse import load_loopback
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
@@ -79,23 +80,6 @@ def ensure_pulse() -> str:
             server = line.split(":", 1)[1].strip()
             return server if ":" in server else f"unix:{server}"
     raise RuntimeError("pactl info names no server")
-
-
-def load_loopback(run_pactl: Callable[..., str], source: str, sink: str, latency_ms: int, db: float) -> str:
-    """Couple `source` into `sink` at `db` (a speaker heard by a microphone); the module's index.
-    The volume is always set, as a linear factor: PulseAudio's stream-restore gives a new
-    loopback the volume the last one had (kept on disk across servers), and pactl takes a signed
-    dB value as relative. Also tests/conftest.py's, with its own pactl."""
-    module = run_pactl("load-module", "module-loopback", f"source={source}", f"sink={sink}",
-                       f"latency_msec={latency_ms}", "source_dont_move=true", "sink_dont_move=true").strip()
-    current = ""
-    for line in run_pactl("list", "sink-inputs").splitlines():   # the sink input it plays through
-        if line.startswith("Sink Input #"):
-            current = line.split("#", 1)[1].strip()
-        elif line.strip() == f"Owner Module: {module}":
-            run_pactl("set-sink-input-volume", current, f"{10 ** (db / 20):.6f}")
-            return module
-    raise RuntimeError(f"no sink input belongs to module {module}")
 
 
 class Pulse:

@@ -15,10 +15,10 @@ from typing import Dict, Iterator, List
 
 import pytest
 
+from voicecoach.pulse import load_loopback
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
-sys.path.insert(0, str(REPO / "bench"))
-from common import load_loopback  # noqa: E402  (the benchmarks' PulseAudio rig shares it)
 
 
 @pytest.fixture

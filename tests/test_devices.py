@@ -13,6 +13,7 @@ import pytest
 from voicecoach.audio import FRAME, RATE, read_wav, resample, rms_dbfs
 from voicecoach.devices import (DeviceError, FileMicrophone, FileSpeaker, MicrophoneLost,
                                 PyAudioMicrophone, PyAudioSpeaker, find_device, open_pyaudio)
+from rig import FailingMicrophone, FailingSpeaker
 
 TONE = (10000 * np.sin(np.arange(RATE) * 2 * np.pi * 440 / RATE)).astype(np.int16)
 
@@ -50,12 +51,12 @@ def test_file_microphone_hears_the_speaker_when_coupled():
     assert np.allclose(heard[3 * FRAME:], expected, atol=1)
 
 
-def test_file_devices_fail_on_cue(tmp_path):
-    mic = FileMicrophone(None, fail_at=0.2)
+def test_the_rigs_devices_fail_on_cue(tmp_path):
+    mic = FailingMicrophone(FileMicrophone(None), 0.2)
     assert len(mic.frames(0.2)) == 20
     with pytest.raises(MicrophoneLost):
         mic.frames(0.3)
-    spk = FileSpeaker(tmp_path / "out.wav", fail_at=0.1)
+    spk = FailingSpeaker(FileSpeaker(tmp_path / "out.wav"), 0.1)
     for _ in range(10):
         spk.write(np.zeros(FRAME, np.int16))
     with pytest.raises(DeviceError):

@@ -159,11 +159,12 @@ def _no_dac_override(command: List[str]) -> List[str]:
 
 def unsaved_clip() -> np.ndarray:
     """The spoken history warning, rendered exactly as a session renders it (cache is warm)."""
-    from voicecoach.launch import RunOptions, render, voice_settings
+    from voicecoach.launch import render
     from voicecoach.routine import ENGINE_LINES, parse_routine
+    from voicecoach.settings import PersonSettings
     routine = parse_routine(SHORT)
     text = ENGINE_LINES["unsaved"]
-    return render(routine, voice_settings(routine, RunOptions()))[text].samples
+    return render(routine, PersonSettings().voice_for(routine))[text].samples
 
 
 def spoken_at_end(wav: Path, clip: np.ndarray) -> bool:

@@ -17,7 +17,8 @@ import pytest
 
 from conftest import REPO, voicecoach
 from voicecoach.history import History
-from voicecoach.launch import RunOptions, run
+from voicecoach import OutputSettings, PersonSettings, load_routine, run_session
+from voicecoach.devices import FileMicrophone, FileSpeaker
 from voicecoach.session import Outcome
 
 TINY = """name: Tiny
@@ -60,13 +61,18 @@ def tiny(tmp_path: Path) -> Path:
 def test_500_sessions_in_one_process_grow_nothing(tiny: Path, tmp_path: Path,
                                                   user_env: Dict[str, str]) -> None:
     db = tmp_path / "h.db"
-    quiet = RunOptions(routine=tiny, listen=False, speaker_file=tmp_path / "o.wav", db=db)
+
+    def quiet():
+        """A session through the library, as `voicecoach run --no-listen --speaker-file` runs it."""
+        return run_session(load_routine(tiny), FileSpeaker(tmp_path / "o.wav"),
+                           person=PersonSettings(listen=False), outputs=OutputSettings(db=db), live=False)
+
     for _ in range(50):                                       # warm-up: caches, allocator arenas
-        assert run(quiet).outcome is Outcome.COMPLETED
+        assert quiet().outcome is Outcome.COMPLETED
     before = resources_now()
     t0 = time.monotonic()
     for i in range(450):
-        result = run(quiet)
+        result = quiet()
         assert result.outcome is Outcome.COMPLETED and result.rounds == 1 and result.unsaved == 0, i
     elapsed = time.monotonic() - t0
     after = resources_now()
@@ -83,13 +89,17 @@ def test_500_sessions_in_one_process_grow_nothing(tiny: Path, tmp_path: Path,
 def test_listening_sessions_in_one_process_grow_nothing(tiny: Path, tmp_path: Path,
                                                         user_env: Dict[str, str]) -> None:
     """Each listening session builds a spotter (pocketsphinx): it must be released each time."""
-    opts = RunOptions(routine=tiny, listen=True, speaker_file=tmp_path / "o.wav",
-                      db=tmp_path / "h.db")   # silence in: see README, Reliability
+
+    def listening():
+        """Silence in (see README, Reliability), through the library as `voicecoach run --speaker-file`."""
+        return run_session(load_routine(tiny), FileSpeaker(tmp_path / "o.wav"), FileMicrophone(None),
+                           outputs=OutputSettings(db=tmp_path / "h.db"), live=False)
+
     for _ in range(2):
-        assert run(opts).outcome is Outcome.COMPLETED
+        assert listening().outcome is Outcome.COMPLETED
     before = resources_now()
     for _ in range(8):
-        assert run(opts).outcome is Outcome.COMPLETED
+        assert listening().outcome is Outcome.COMPLETED
     after = resources_now()
     assert after[1:] == before[1:], f"fds/threads {before[1:]} -> {after[1:]}"
     assert after[0] - before[0] < 16 * 1024, f"RSS grew {after[0] - before[0]} KiB over 8 sessions"

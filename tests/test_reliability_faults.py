@@ -16,6 +16,7 @@ from typing import Dict, List
 import pytest
 
 from conftest import REPO, Pulse, voicecoach
+from rig import voicecoach_with_faults
 from voicecoach.history import History
 from voicecoach.routine import ENGINE_LINES
 
@@ -83,8 +84,8 @@ def test_missing_microphone_is_fine_without_listening(pulse_env: Dict[str, str],
 def test_microphone_failing_mid_session_is_a_spoken_safety_stop(tmp_path: Path,
                                                                 user_env: Dict[str, str]) -> None:
     timeline = tmp_path / "t.jsonl"
-    r = voicecoach("run", "--speaker-file", str(tmp_path / "o.wav"), "--mic-fail-at", "20",
-                   "--timeline", str(timeline), "--db", str(tmp_path / "h.db"), env=user_env)
+    r = voicecoach_with_faults("run", "--speaker-file", str(tmp_path / "o.wav"), "--mic-fail-at", "20",
+                               "--timeline", str(timeline), "--db", str(tmp_path / "h.db"), env=user_env)
     assert r.returncode == 3, r.stderr
     lost = [e for e in events(timeline) if e["type"] == "say" and e["text"] == MIC_LOST]
     assert len(lost) == 1 and 20 <= lost[0]["at"] < 20.5         # said within a frame or two
@@ -125,8 +126,8 @@ def test_microphone_unplugged_live_stops_the_session(pulse_env: Dict[str, str], 
 def test_speaker_failing_mid_session_exits_1_with_the_reason_logged(tmp_path: Path,
                                                                     user_env: Dict[str, str]) -> None:
     db = tmp_path / "h.db"
-    r = voicecoach("run", "--no-listen", "--speaker-file", str(tmp_path / "o.wav"),
-                   "--speaker-fail-at", "30", "--db", str(db), env=user_env)
+    r = voicecoach_with_faults("run", "--no-listen", "--speaker-file", str(tmp_path / "o.wav"),
+                               "--speaker-fail-at", "30", "--db", str(db), env=user_env)
     assert r.returncode == 1, r.stderr
     assert "speaker stopped working" in r.stdout + r.stderr and "Traceback" not in r.stderr
     (session,) = History(db).sessions()

@@ -10,10 +10,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
-from voicecoach import __version__
+from voicecoach import __version__, load_routine, read_history
 from voicecoach.hearing import ENGINES
+
+if TYPE_CHECKING:
+    from voicecoach.launch import Wrap
+    from voicecoach.settings import PersonSettings
 
 
 EXIT_FAILURE, EXIT_USAGE, EXIT_BUSY = 1, 2, 5
@@ -27,18 +31,26 @@ def _fail(message: str, code: int = EXIT_FAILURE) -> int:
     return code
 
 
+def _person(args: argparse.Namespace, cfg, **more) -> "PersonSettings":
+    """The person's settings: the command line's over the config file's (None: defaults decide)."""
+    from voicecoach.config import pick
+    from voicecoach.settings import PersonSettings
+    return PersonSettings(voice=pick(args.voice, cfg.voice), rate=pick(args.rate, cfg.rate),
+                          volume=pick(args.volume, cfg.volume), **more)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from voicecoach.config import load_config, pick
-    from voicecoach.launch import RunOptions, run
+    from voicecoach.launch import run
+    from voicecoach.settings import DeviceSettings, OutputSettings
     cfg = load_config()  # command line > config file > defaults
-    opts = RunOptions(routine=pick(args.routine, cfg.routine), mic=pick(args.mic, cfg.mic),
-                      speaker=pick(args.speaker, cfg.speaker), mic_file=args.mic_file,
-                      speaker_file=args.speaker_file, echo_db=args.echo_db, mic_fail_at=args.mic_fail_at,
-                      speaker_fail_at=args.speaker_fail_at, text=args.text,
-                      listen=pick(args.listen, cfg.listen) is not False, db=pick(args.db, cfg.db),
-                      voice=pick(args.voice, cfg.voice), rate=pick(args.rate, cfg.rate),
-                      volume=pick(args.volume, cfg.volume), timeline=args.timeline, engine=args.engine)
-    result = run(opts)
+    person = _person(args, cfg, routine=pick(args.routine, cfg.routine),
+                     listen=pick(args.listen, cfg.listen) is not False, engine=args.engine)
+    devices = DeviceSettings(mic=pick(args.mic, cfg.mic), speaker=pick(args.speaker, cfg.speaker),
+                             mic_file=args.mic_file, speaker_file=args.speaker_file, echo_db=args.echo_db,
+                             text=args.text)
+    result = run(person, devices, OutputSettings(db=pick(args.db, cfg.db), timeline=args.timeline),
+                 wrap=args.wrap)
     line = f"{result.outcome.value}: {result.rounds} round(s) done"
     if result.word:
         line += f"; stopped on {result.word!r} at {result.where}"
@@ -53,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from voicecoach.hearing.sphinx import unknown_words
-    from voicecoach.routine import RoutineError, load_routine, vocabulary
+    from voicecoach.routine import RoutineError, vocabulary
     bad = 0
     for path in args.files:
         try:
@@ -73,16 +85,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from voicecoach.history import History
-    from voicecoach.routine import builtin_routine
-    history = History(args.db)
+    history = read_history(args.db)
     try:
         if args.csv:
             history.export_csv(sys.stdout)
         elif args.json:
             history.export_json(sys.stdout)
         else:
-            target = args.target or builtin_routine().daily_target
+            target = args.target or load_routine().daily_target
             days = history.days(args.days)
             today = days[-1][1] if days else 0
             print(f"today: {today} of {target} rounds" + ("  (done for today)" if today >= target else ""))
@@ -95,12 +105,10 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from voicecoach.config import load_config, pick
-    from voicecoach.launch import RunOptions, load, render, voice_settings
+    from voicecoach.launch import render
     cfg = load_config()
-    routine = load(pick(args.routine, cfg.routine))
-    opts = RunOptions(voice=pick(args.voice, cfg.voice), rate=pick(args.rate, cfg.rate),
-                      volume=pick(args.volume, cfg.volume))
-    clips = render(routine, voice_settings(routine, opts))
+    routine = load_routine(pick(args.routine, cfg.routine))
+    clips = render(routine, _person(args, cfg).voice_for(routine))
     print(f"{len(clips)} phrases ready ({sum(c.duration for c in clips.values()):.0f} s of speech)")
     return 0
 
@@ -116,10 +124,9 @@ def cmd_listen(args: argparse.Namespace) -> int:
     from voicecoach.config import load_config
     from voicecoach.hearing.engines import make_spotter
     from voicecoach.hearing.words import spot_file
-    from voicecoach.launch import load
     from voicecoach.routine import vocabulary
     cfg = load_config()
-    spotter = make_spotter(vocabulary(load(args.routine or cfg.routine)), args.engine)
+    spotter = make_spotter(vocabulary(load_routine(args.routine or cfg.routine)), args.engine)
     for path in args.file or []:
         spotter.reset()
         for d in spot_file(path, spotter):
@@ -238,13 +245,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 def cmd_remind(args: argparse.Namespace) -> int:
     from voicecoach import remind
     from voicecoach.config import load_config, pick
-    from voicecoach.launch import load
     if args.install or args.remove:
         lines = remind.install(args.at or remind.DEFAULT_TIMES) if args.install else remind.remove()
         print("\n".join(lines))
         return 0
     cfg = load_config()
-    routine = load(cfg.routine)
+    routine = load_routine(cfg.routine)
     print(remind.remind_now(routine, remind.today_done(pick(args.db, cfg.db)), pick(args.speaker, cfg.speaker),
                             args.speaker_file, cfg.voice, cfg.rate, cfg.volume))
     return 0
@@ -285,8 +291,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mic-file", type=Path, help="read the microphone from this WAV (then silence)")
     p.add_argument("--speaker-file", type=Path, help="write what the coach plays to this WAV, as fast as possible")
     p.add_argument("--echo-db", type=float, help="with files: couple the speaker into the microphone at this level (dB)")
-    p.add_argument("--mic-fail-at", type=float, help=argparse.SUPPRESS)
-    p.add_argument("--speaker-fail-at", type=float, help=argparse.SUPPRESS)
     p.add_argument("--text", action="store_true", help="print cues and counts with their times; typed lines are heard words")
     p.add_argument("--listen", action=argparse.BooleanOptionalAction, default=None,
                    help="listen for stop words (default); --no-listen: voice stop is off, said at the start")
@@ -357,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[List[str]] = None, wrap: "Optional[Wrap]" = None) -> int:
+    """The command line; `wrap` (no flag) is the tests' seam for device faults (launch.Wrap)."""
     from voicecoach.devices import DeviceError
     from voicecoach.hearing.enroll import EnrollmentError
     from voicecoach.history import HistoryError
@@ -366,6 +371,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from voicecoach.speech import SpeechEngineMissing
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.wrap = wrap
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE

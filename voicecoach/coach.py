@@ -54,6 +54,9 @@ class Ears(Protocol):
     def poll(self, now: float) -> List[Heard]:
         """Words heard up to session time `now`; raises MicrophoneLost."""
 
+    def played(self, start: float, frame: np.ndarray) -> None:
+        """The frame the speaker plays from session time `start` (what the canceller removes)."""
+
     def close(self) -> None: ...
 
 
@@ -120,6 +123,9 @@ class SpotterEars:
                 raise item
             heard.append(item)  # type: ignore[arg-type]
 
+    def played(self, start: float, frame: np.ndarray) -> None:
+        self.echo.played(start, frame)
+
     def close(self) -> None:
         self._stop.set()
         if self._threaded:
@@ -148,6 +154,9 @@ class TypedEars:
                     heard.append(Heard(phrase, action, now, now))
                     break
         return heard
+
+    def played(self, start: float, frame: np.ndarray) -> None:
+        pass   # typed words have no echo
 
     def close(self) -> None:
         pass
@@ -236,8 +245,8 @@ class Coach:
         for _ in range(max(late, 0) + 1):
             self._apply_all(self.session.advance(self.player.now + FRAME_SECONDS))
             start, frame = self.player.now, self.player.frame()
-        if isinstance(self.ears, SpotterEars):
-            self.ears.echo.played(start, frame)
+        if self.ears is not None:
+            self.ears.played(start, frame)
         self.speaker.write(frame)
 
     def _say_now(self, text: str) -> None:

@@ -61,9 +61,8 @@ class Microphone(Protocol):
 class FileSpeaker:
     """Collects everything played into a WAV on the session's own timeline."""
 
-    def __init__(self, path: Optional[PathLike], fail_at: Optional[float] = None) -> None:
+    def __init__(self, path: Optional[PathLike]) -> None:
         self.path = path
-        self.fail_at = fail_at
         self._frames: List[np.ndarray] = []
 
     @property
@@ -78,8 +77,6 @@ class FileSpeaker:
         return self._frames[index] if 0 <= index < len(self._frames) else np.zeros(FRAME, np.int16)
 
     def write(self, frame: np.ndarray) -> None:
-        if self.fail_at is not None and len(self._frames) * FRAME >= self.fail_at * RATE:
-            raise DeviceError("speaker stopped working (simulated failure)")
         self._frames.append(frame)
 
     def close(self) -> None:
@@ -91,21 +88,17 @@ class FileMicrophone:
     """Reads a WAV as the microphone, then silence; optionally hears the speaker too (echo)."""
 
     def __init__(self, path: Optional[PathLike], echo_from: Optional[FileSpeaker] = None,
-                 echo_db: float = 0.0, echo_delay: float = 0.03,
-                 fail_at: Optional[float] = None) -> None:
+                 echo_db: float = 0.0, echo_delay: float = 0.03) -> None:
         self._samples = read_wav(path) if path is not None else np.zeros(0, np.int16)
         self._echo = echo_from
         self._echo_gain = 10 ** (echo_db / 20)
         self._echo_delay = int(round(echo_delay * RATE / FRAME))
-        self.fail_at = fail_at
         self._next = 0
 
     def frames(self, until: float) -> List[TimedFrame]:
         out = []
         while (self._next + 1) * FRAME <= until * RATE + 1e-6:
             t = self._next * FRAME / RATE
-            if self.fail_at is not None and t >= self.fail_at:
-                raise MicrophoneLost("microphone stopped delivering audio (simulated failure)")
             out.append((t, self._frame(self._next)))
             self._next += 1
         return out
@@ -399,3 +392,13 @@ class PyAudioMicrophone:
         with contextlib.suppress(OSError, ValueError):
             self._stream.stop_stream()
             self._stream.close()
+
+
+def play(speaker: Speaker, samples: np.ndarray) -> None:
+    """Play a whole clip 10 ms at a time (the speakers' unit), then close the speaker."""
+    try:
+        padded = np.concatenate([samples, np.zeros(-len(samples) % FRAME, np.int16)])
+        for i in range(0, len(padded), FRAME):
+            speaker.write(padded[i:i + FRAME])
+    finally:
+        speaker.close()

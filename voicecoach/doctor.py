@@ -18,8 +18,8 @@ from typing import List, Optional, TextIO, Tuple
 import numpy as np
 
 from voicecoach.audio import FRAME, RATE, rms_dbfs
-from voicecoach.devices import (DeviceError, PyAudioMicrophone, PyAudioSpeaker, Speaker, list_devices,
-                                open_pyaudio)
+from voicecoach.devices import (DeviceError, PyAudioMicrophone, PyAudioSpeaker, list_devices,
+                                open_pyaudio, play)
 
 SILENT_DBFS = -55.0
 """Loudest 10 ms of the test below this: a muted or wrong microphone (a room is never this quiet)."""
@@ -146,16 +146,6 @@ def doctor(mic: Optional[str], speaker: Optional[str], seconds: float, word: str
     check_echo_cancel(report)
     print(f"{'all checks passed' if not report.failed else f'{report.failed} check(s) failed'}", file=out)
     return 1 if report.failed else 0
-
-
-def play(speaker: Speaker, samples: np.ndarray) -> None:
-    """Play a whole clip 10 ms at a time (the speakers' unit), then close the speaker."""
-    try:
-        padded = np.concatenate([samples, np.zeros(-len(samples) % FRAME, np.int16)])
-        for i in range(0, len(padded), FRAME):
-            speaker.write(padded[i:i + FRAME])
-    finally:
-        speaker.close()
 
 
 def check_speech(report: Report, voice: Optional[str]):

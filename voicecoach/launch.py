@@ -13,56 +13,29 @@ import os
 import signal
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, TextIO
+from typing import Callable, Dict, Iterator, List, Optional, TextIO, Tuple
 
 import numpy as np
 
 from voicecoach.audio import RATE
 from voicecoach.coach import Coach, Ears, Heard, Result, SpotterEars, TypedEars
-from voicecoach.devices import (DeviceError, FileMicrophone, FileSpeaker, PacedSilence,
-                                PyAudioMicrophone, PyAudioSpeaker, open_pyaudio)
+from voicecoach.devices import (DeviceError, FileMicrophone, FileSpeaker, Microphone, PacedSilence,
+                                PyAudioMicrophone, PyAudioSpeaker, Speaker, open_pyaudio)
 from voicecoach.history import History
 from voicecoach.instance import STOP_SIGNAL, SessionLock
 from voicecoach.routine import Routine, builtin_routine, load_routine, phrases, vocabulary
 from voicecoach.session import Command, Earcon, Ended, RoundDone, Say, Session, State
+from voicecoach.settings import DeviceSettings, OutputSettings, PersonSettings
 from voicecoach.speech import EARCONS, Clip, Voice, VoiceSettings, count_words, earcon
 
 COUNT_MAX_SECONDS = 0.85
 """A count must end before the next one starts, with a little air between them."""
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    routine: Optional[Path] = None
-    mic: Optional[str] = None
-    speaker: Optional[str] = None
-    mic_file: Optional[Path] = None
-    speaker_file: Optional[Path] = None
-    echo_db: Optional[float] = None
-    mic_fail_at: Optional[float] = None
-    speaker_fail_at: Optional[float] = None
-    text: bool = False
-    listen: bool = True
-    db: Optional[Path] = None
-    voice: Optional[str] = None
-    rate: Optional[int] = None
-    volume: Optional[float] = None
-    cache_dir: Optional[Path] = None
-    timeline: Optional[Path] = None
-    engine: str = "auto"
-
-
-def load(path: Optional[Path]) -> Routine:
-    return load_routine(path) if path is not None else builtin_routine()
-
-
-def voice_settings(routine: Routine, opts: RunOptions) -> VoiceSettings:
-    """Command line over routine file over engine defaults."""
-    v = routine.voice
-    return VoiceSettings(voice=opts.voice or v.voice, rate=opts.rate or v.rate,
-                         volume=opts.volume if opts.volume is not None else v.volume)
+Wrap = Callable[[Speaker, Optional[Microphone]], Tuple[Speaker, Optional[Microphone]]]
+"""Given the opened speaker and microphone, the ones the session uses: the seam through which
+the tests' rig (tests/rig.py) injects device faults; the product never wraps."""
 
 
 def session_phrases(routine: Routine) -> List[str]:
@@ -153,64 +126,113 @@ def stop_on_signals(flag: threading.Event) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def run(opts: RunOptions, out: TextIO = sys.stdout) -> Result:
-    """Run one session; raises RoutineError, DeviceError, AlreadyRunning before it starts."""
-    routine = load(opts.routine)
+def run(person: PersonSettings, devices: DeviceSettings = DeviceSettings(),
+        outputs: OutputSettings = OutputSettings(), out: TextIO = sys.stdout,
+        wrap: Optional[Wrap] = None) -> Result:
+    """`voicecoach run`: open the devices the settings name and run one session on them;
+    raises RoutineError, DeviceError, AlreadyRunning before it starts."""
+    routine = load_routine(person.routine) if person.routine is not None else builtin_routine()
     with SessionLock(), contextlib.ExitStack() as stack:
-        files = opts.mic_file is not None or opts.speaker_file is not None
-        if opts.text:
+        if devices.text:
             speaker, clips = PacedSilence(), text_clips(routine)
-            ears: Optional[Ears] = TypedEars({k.phrase: k.action for k in vocabulary(routine)}) if opts.listen else None
+            ears: Optional[Ears] = TypedEars({k.phrase: k.action for k in vocabulary(routine)}) \
+                if person.listen else None
             earcons = {n: np.zeros(RATE // 10, np.int16) for n in EARCONS}
         else:
-            clips = render(routine, voice_settings(routine, opts), opts.cache_dir)
+            clips = render(routine, person.voice_for(routine), outputs.cache_dir)
             earcons = {n: earcon(n) for n in EARCONS}
-            speaker, ears = _devices(routine, opts, files, stack)
-        stack.callback(speaker.close)
-        if ears is not None:
-            stack.callback(ears.close)
-        history = History(opts.db)
-        stack.callback(history.close)
-        timeline = stack.enter_context(open(opts.timeline, "w")) if opts.timeline else None
-        status = sys.stderr if sys.stderr.isatty() and not opts.text else None
-        coach = Coach(routine, clips, earcons, speaker, lambda k: count_words(k)[-1], ears, history,
-                      observer=Printer(out if opts.text else None, status, timeline))
-        with stop_on_signals(coach.stop_flag):
-            result = coach.run()
-        history.close()  # a last try to save: what is still pending now is lost with the process
-        result.unsaved = history.pending
-        return result
+            speaker, ears = _devices(routine, person, devices, stack, wrap)
+        lines = out if devices.text else None
+        return _session(routine, clips, earcons, speaker, ears, outputs, stack, lines)
 
 
-def _devices(routine: Routine, opts: RunOptions, files: bool, stack: contextlib.ExitStack):
+def run_session(routine: Routine, speaker: Speaker, microphone: Optional[Microphone] = None, *,
+                person: PersonSettings = PersonSettings(), outputs: OutputSettings = OutputSettings(),
+                live: bool = True) -> Result:
+    """One session of `routine` on devices the caller opened; it closes them when it ends.
+
+    No microphone, or person.listen false: voice stop is off, and the session says so first.
+    live: real-time devices, so the spotter runs in a process of its own; False for file devices
+    (devices.FileSpeaker, FileMicrophone), which run in lockstep, exactly repeatable.
+    Raises AlreadyRunning if a session runs; SIGUSR1, SIGTERM and Ctrl-C stop it like "stop".
+    """
+    with SessionLock(), contextlib.ExitStack() as stack:
+        clips = render(routine, person.voice_for(routine), outputs.cache_dir)
+        ears = _ears(routine, person, microphone, live, stack) if microphone is not None else None
+        return _session(routine, clips, {n: earcon(n) for n in EARCONS}, speaker, ears, outputs, stack)
+
+
+def _session(routine: Routine, clips: Dict[str, Clip], earcons: Dict[str, np.ndarray], speaker: Speaker,
+             ears: Optional[Ears], outputs: OutputSettings, stack: contextlib.ExitStack,
+             lines: Optional[TextIO] = None) -> Result:
+    """The coach on opened devices, its history and timeline; `lines`: the `--text` cue lines."""
+    stack.callback(speaker.close)
+    if ears is not None:
+        stack.callback(ears.close)
+    history = History(outputs.db)
+    stack.callback(history.close)
+    timeline = stack.enter_context(open(outputs.timeline, "w")) if outputs.timeline else None
+    status = sys.stderr if sys.stderr.isatty() and lines is None else None
+    coach = Coach(routine, clips, earcons, speaker, lambda k: count_words(k)[-1], ears, history,
+                  observer=Printer(lines, status, timeline))
+    with stop_on_signals(coach.stop_flag):
+        result = coach.run()
+    history.close()  # a last try to save: what is still pending now is lost with the process
+    result.unsaved = history.pending
+    return result
+
+
+def _devices(routine: Routine, person: PersonSettings, devices: DeviceSettings, stack: contextlib.ExitStack,
+             wrap: Optional[Wrap]) -> Tuple[Speaker, Optional[Ears]]:
     """The speaker and the ears: files, or PyAudio devices (microphone first, it is slow to start)."""
-    from voicecoach.hearing.engines import make_spotter   # here: `--text` and `render` need no engine
-    from voicecoach.hearing.worker import ProcessSpotter
-    if files:
-        speaker = FileSpeaker(opts.speaker_file, fail_at=opts.speaker_fail_at)
-        if not opts.listen:
-            return speaker, None
-        mic = FileMicrophone(opts.mic_file, echo_from=speaker if opts.echo_db is not None else None,
-                             echo_db=opts.echo_db or 0.0, fail_at=opts.mic_fail_at)
-        return speaker, SpotterEars(mic, make_spotter(vocabulary(routine), opts.engine), threaded=False)
+    wrap = wrap or (lambda speaker, mic: (speaker, mic))
+    if devices.files:
+        file_speaker = FileSpeaker(devices.speaker_file)
+        mic = None
+        if person.listen:
+            mic = FileMicrophone(devices.mic_file, echo_from=file_speaker if devices.echo_db is not None else None,
+                                 echo_db=devices.echo_db or 0.0)
+        speaker, mic = wrap(file_speaker, mic)
+        return speaker, _ears(routine, person, mic, False, stack) if mic is not None else None
     pa = open_pyaudio()
     stack.callback(pa.terminate)
-    ears = None
-    if opts.listen:
-        spotter = ProcessSpotter(vocabulary(routine), opts.engine)   # loads while the mic opens
-        stack.callback(spotter.close)
-        mic = PyAudioMicrophone(pa, opts.mic)
-        if not mic.wait_ready():
-            mic.close()
+    live_mic: Optional[Microphone] = None
+    if person.listen:
+        spotter = _spotter(routine, person, live=True, stack=stack)   # loads while the mic opens
+        live_mic = PyAudioMicrophone(pa, devices.mic)
+        if not live_mic.wait_ready():
+            live_mic.close()
             raise DeviceError("the microphone delivers no audio: check it with `voicecoach doctor`, "
                               "or run with --no-listen")
         try:
             spotter.wait_ready()
         except ValueError:
-            mic.close()
+            live_mic.close()
             raise
-        ears = SpotterEars(mic, spotter, threaded=True)
-    return PyAudioSpeaker(pa, opts.speaker), ears
+    speaker, live_mic = wrap(PyAudioSpeaker(pa, devices.speaker), live_mic)
+    return speaker, SpotterEars(live_mic, spotter, threaded=True) if live_mic is not None else None
+
+
+def _spotter(routine: Routine, person: PersonSettings, live: bool, stack: contextlib.ExitStack):
+    """The routine's spotter; live, in a child process (hearing/worker.py) closed with the stack."""
+    from voicecoach.hearing.engines import make_spotter   # here: `--text` and `render` need no engine
+    from voicecoach.hearing.worker import ProcessSpotter
+    if not live:
+        return make_spotter(vocabulary(routine), person.engine)
+    spotter = ProcessSpotter(vocabulary(routine), person.engine)
+    stack.callback(spotter.close)
+    return spotter
+
+
+def _ears(routine: Routine, person: PersonSettings, mic: Microphone, live: bool,
+          stack: contextlib.ExitStack) -> Optional[Ears]:
+    """The microphone and the routine's spotter; None when the person turned listening off."""
+    if not person.listen:
+        return None
+    spotter = _spotter(routine, person, live, stack)
+    if live:
+        spotter.wait_ready()
+    return SpotterEars(mic, spotter, threaded=live)
 
 
 def listen_live(spotter, mic_name: Optional[str], seconds: Optional[float], out: TextIO = sys.stdout) -> int:

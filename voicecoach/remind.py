@@ -51,12 +51,11 @@ def remind_now(routine: Routine, done: int, speaker: Optional[str], speaker_file
         return f"no reminder: today's target is met ({done} of {routine.daily_target} rounds)"
     if running_pid() is not None:
         return "no reminder: a session is running"
-    from voicecoach.devices import FileSpeaker, PyAudioSpeaker, open_pyaudio
-    from voicecoach.doctor import play
-    from voicecoach.launch import RunOptions, voice_settings
+    from voicecoach.devices import FileSpeaker, PyAudioSpeaker, open_pyaudio, play
+    from voicecoach.settings import PersonSettings
     from voicecoach.speech import Voice, earcon
     text = reminder_text(routine, done)
-    settings = voice_settings(routine, RunOptions(voice=voice, rate=rate, volume=volume))
+    settings = PersonSettings(voice=voice, rate=rate, volume=volume).voice_for(routine)
     samples = np.concatenate([earcon("start"), np.zeros(RATE // 5, np.int16), Voice(settings).render(text).samples])
     if speaker_file is not None:
         out = FileSpeaker(speaker_file)
