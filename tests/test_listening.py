@@ -61,7 +61,7 @@ VOICES = [(v, r) for v in ("en-us", "en", "en-gb-x-rp", "en+m3", "en-us+f2", "en
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 @pytest.mark.parametrize("word", ["pain", "numb"])
 def test_synthetic_safety_word_is_heard_in_many_voices(spotter, tmp_path, word):
-    """espeak voices are heard worse than people (README figures): a floor, not the goal."""
+    """espeak voices are heard worse than people (docs/benchmarks.md): a floor, not the goal."""
     rng = np.random.default_rng(0)
     heard = 0
     for voice, rate in VOICES:

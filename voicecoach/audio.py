@@ -123,9 +123,7 @@ def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
 
     Cuts off just below the lower Nyquist frequency (see `Resampler`), so a 44.1/48 kHz
     microphone's content above 8 kHz does not alias into 16 kHz audio and upsampled 8 kHz
-    clips carry no images. CPU time for a 10 s clip on one core of the x86 dev machine (busy):
-    48 -> 16 kHz 13 ms (0.13% of real time), 44.1 -> 16 kHz 82 ms, 16 -> 44.1/48 kHz ~85 ms,
-    22.05 -> 16 kHz 43 ms; the same streamed in 10 ms blocks. Not measured on a Pi.
+    clips carry no images. A 10 s clip costs tens of milliseconds of one core (docs/benchmarks.md).
     """
     if src_rate == dst_rate or len(samples) == 0:
         return np.asarray(samples).astype(np.int16, copy=False)

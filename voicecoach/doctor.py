@@ -31,9 +31,8 @@ ECHO_OVER_VOICE_DB = 10.0
 (bench/selftrigger.py --echo-db): louder than that, it cannot tell them from its clipped echo."""
 CLIPPED_ECHO_SHARE = 0.05
 """More than this share of the microphone's samples at full scale while the speaker plays is
-more than the coach was measured to cope with (1.6 % with its echo 10 dB over a person, live),
-and more than its echo canceller can size: fitted on the few samples an overdriven input leaves
-unclipped, it took a square-wave echo clipping 33 % of samples for one 6 dB over the person."""
+more than the coach was measured to cope with, and more than its echo canceller can size from
+the few samples an overdriven input leaves unclipped (docs/benchmarks.md)."""
 SETTLE_S = 0.3
 """After the speaker's last sample, the sound server's buffers still carry its echo to the mic."""
 

@@ -5,7 +5,7 @@ level of a person. The canceller keeps the last seconds of what was played, trac
 delay by cross-correlation while the coach speaks (ten times a second), fits a short filter
 around that delay, and subtracts the filtered reference from each microphone frame before the
 spotter hears it. Through PulseAudio's loopback at 0 dB this removes a median 20-25 dB of
-the coach's voice (measured live, see README); room reverberation beyond +-0.5 ms is
+the coach's voice (measured live: docs/benchmarks.md); room reverberation beyond +-0.5 ms is
 left to the spotter and to the own-voice discount. For a word the spotter heard while the coach
 spoke, it tells how much was left against what it removed (`left_db`): the spotter still
 mishears the residue of the coach's voice ("hurts" in its lines), and the coach discounts a
@@ -40,26 +40,16 @@ SILENT = 100.0
 ONLY_ECHO_DB = -12.0
 """A word heard while the coach spoke is taken for its echo when what cancellation left over the
 word is more than this far under what it removed (online, or with the path refitted over the
-word: `_hindsight_db`). Over the words a live PulseAudio loopback at 0 dB made the spotter
-mishear, the online residue was mostly 14-48 dB under the echo, but -7 dB and worse where the
-delay had just moved; a person's word said 10 dB under the coach's echo leaves about -10 dB and
-is heard. Measuring each word against the residue of the other frames was tried first: most
-frames cancel to almost nothing, so every misheard word stood out from them."""
+word: `_hindsight_db`); a person's word said 10 dB under the coach's echo leaves about -10 dB
+and is heard. How the line was drawn: docs/hearing.md."""
 CLIPPED = 32000
-"""A microphone sample this loud (int16) may be clipped: a speaker louder than a person in the
-mic (10 dB, live through PulseAudio) clips a quarter of the coach's voiced samples, and no linear
-echo path predicts a clipped sample, so the residue there says nothing about who spoke. Such
-samples are left out of the path's fit and of the residue; the rest still cancel deeply."""
+"""A microphone sample this loud (int16) may be clipped, and no linear echo path predicts a
+clipped sample, so the residue there says nothing about who spoke: such samples are left out of
+the path's fit and of the residue (a speaker louder than the person clips many: docs/hearing.md)."""
 HINDSIGHT_PIECE = int(0.05 * RATE)
 """The hindsight fit's piece: each 50 ms of a word gets its own echo path, and each 10 ms of it
-is cancelled by the best of its piece's path and the two nearest others. On a busy machine the
-delay through PulseAudio drifted up to ~80 samples a second and jumped mid-word (a loopback's
-rate control catching up after underruns, measured), so one path for a whole 0.6 s word left -5
-to +2 dB of the coach's own voice. Replayed from 44 recorded +10 dB sessions (24 with both cores
-busy), own words taken for a person's: 11 of 44 with one path per word, 3 with a path per piece,
-2 with the best of three per 10 ms; the person's "pain", 10 dB under the echo, still left
--10.4 dB or more (median -7.7 -> -9.3: what is left is the person, no longer the coach's misfit
-as well)."""
+is cancelled by the best of its piece's path and the two nearest others, because on a busy
+machine the echo's delay drifts and jumps within a word (the measurements: docs/hearing.md)."""
 RESYNC = int(0.1 * RATE)
 """A live frame's stamp is the wall clock at its read, which jitters with the audio stack's
 bursts; frames are counted as one contiguous stream unless a stamp strays this far (a gap)."""
@@ -67,8 +57,7 @@ bursts; frames are counted as one contiguous stream unless a stamp strays this f
 
 class Recent:
     """The last `size` samples of a stream, addressed by session sample. Written in place (a
-    ring): a 10 ms frame costs its own length, where shifting the whole buffer cost a copy of
-    seconds of audio per frame, twice per frame (0.5 % of an x86 core)."""
+    ring): a 10 ms frame costs its own length, not a copy of seconds of audio."""
 
     def __init__(self, size: int) -> None:
         self.size = size

@@ -13,7 +13,7 @@ from voicecoach.hearing.words import Keyword, Spotter
 
 def make_spotter(keywords: Sequence[Keyword], engine: str = "auto") -> Spotter:
     """The spotter for `keywords`: the learned one where it knows every word (it hears the
-    safety words far more often: README, Hearing), confirming grey-zone words with the person's
+    safety words far more often: docs/benchmarks.md), confirming grey-zone words with the person's
     enrolled voice if `voicecoach enroll` was run; else the tuned two-stage pocketsphinx one."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")

@@ -151,10 +151,9 @@ def enroll(takes: Dict[str, List[np.ndarray]]) -> Enrollment:
     ends (every 30 ms; the best counts); MARGIN (1.4) times the median of these distances is
     accepted. From the takes, because voices, words and microphones differ in how much one
     person's repetitions vary; the median, so one odd take cannot open the gate wide; the
-    margin, because takes said one after the other vary less than the word said another day.
-    bench/enroll.py (two people, spoken digits as the word, 3 takes): recall 0.68 with false
-    accepts 1.7% on their other words, 0.3% on other people's; at 1.2x the threshold 0.89 and
-    8-12%. ValueError when a take has no speech or the takes do not match each other."""
+    margin, because takes said one after the other vary less than the word said another day
+    (what it accepts: docs/benchmarks.md, Enrolment). ValueError when a take has no speech or
+    the takes do not match each other."""
     templates: Dict[str, Tuple[np.ndarray, ...]] = {}
     thresholds: Dict[str, float] = {}
     pad = np.zeros(RATE * 3 // 10, np.int16)          # tightly cut files: silence around the word

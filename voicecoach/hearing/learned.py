@@ -43,8 +43,8 @@ class Background:
     and fired "tingling" on it. It was trained on rooms that go on sounding, so through such a
     silence it goes on hearing the quietest fifth of the last 3 s. Where silence came and went in
     those 3 s (clips played one after another into a PulseAudio monitor, a person's words with
-    zeros between), that silence is the stream's own and is left as it is: replayed there, the
-    quietest rows were soft speech, and counting fired 3.5 times as often."""
+    zeros between), that silence is the stream's own and is left as it is: the quietest rows
+    there are soft speech (docs/hearing.md)."""
 
     def __init__(self) -> None:
         self.reset()
@@ -158,7 +158,7 @@ class Model:
         return _average(self.nets, x)
 
     def nets_alone(self) -> "Model":
-        """The log-mel nets at their own threshold (README: the head's share and threshold)."""
+        """The log-mel nets at their own threshold (docs/benchmarks.md: the head's share and threshold)."""
         return replace(self, head=(), blend=0.0, threshold=self.alone)
 
     def head_probabilities(self, x: np.ndarray) -> np.ndarray:
