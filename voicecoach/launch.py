@@ -226,8 +226,10 @@ def _spotter(routine: Routine, person: PersonSettings, live: bool, stack: contex
 
 def _ears(routine: Routine, person: PersonSettings, mic: Microphone, live: bool,
           stack: contextlib.ExitStack) -> Optional[Ears]:
-    """The microphone and the routine's spotter; None when the person turned listening off."""
+    """The microphone and the routine's spotter; None (the microphone closed) when the person
+    turned listening off."""
     if not person.listen:
+        stack.callback(mic.close)
         return None
     spotter = _spotter(routine, person, live, stack)
     if live:
