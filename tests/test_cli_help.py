@@ -28,7 +28,15 @@ def test_top_level_help_through_the_real_command(user_env):
     assert r.returncode == 0 and all(c in r.stdout for c in COMMANDS)
 
 
-def test_engine_choices_match_the_engines_module() -> None:
-    from voicecoach import cli
-    from voicecoach.hearing import engines
-    assert cli.ENGINES == engines.ENGINES
+def test_every_engine_the_command_line_offers_builds_a_spotter() -> None:
+    """--engine's choices come from hearing.ENGINES: each must build a spotter that hears frames."""
+    import numpy as np
+    from voicecoach.audio import FRAME
+    from voicecoach.hearing import ENGINES
+    from voicecoach.hearing.engines import make_spotter
+    from voicecoach.hearing.words import default_keywords
+    for engine in ENGINES:
+        spotter = make_spotter(default_keywords(), engine)
+        assert list(spotter.process(np.zeros(FRAME * 10, dtype=np.int16))) == [], engine
+    with pytest.raises(ValueError, match="unknown engine"):
+        make_spotter(default_keywords(), "whisper")
