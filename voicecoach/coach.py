@@ -86,7 +86,7 @@ class SpotterEars:
         heard = []
         for t, frame in self._mic.frames(until):
             frame = self.echo.clean(t, frame)
-            self._times.append(t)
+            self._times.append(self.echo.counted)   # the canceller's count: left_db spans are on it
             self._fed += 1
             for d in self._spotter.process(frame):
                 start, end = self._session_time(d.start), self._session_time(d.t)
