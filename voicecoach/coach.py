@@ -187,6 +187,7 @@ class Result:
     rounds: int = 0
     unsaved: int = 0
     reason: Optional[str] = None
+    underruns: int = 0      # the speaker's output ran dry (a busy machine): sound was late or cut
 
     @property
     def exit_code(self) -> int:

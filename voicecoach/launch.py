@@ -24,6 +24,7 @@ from voicecoach.devices import (DeviceError, FileMicrophone, FileSpeaker, Microp
                                 PyAudioMicrophone, PyAudioSpeaker, Speaker, open_pyaudio)
 from voicecoach.history import History
 from voicecoach.instance import STOP_SIGNAL, SessionLock
+from voicecoach.priority import audio_priority, raise_audio_priority
 from voicecoach.routine import Routine, builtin_routine, load_routine, phrases, vocabulary
 from voicecoach.session import Command, Earcon, Ended, RoundDone, Say, Session, State
 from voicecoach.settings import DeviceSettings, OutputSettings, PersonSettings
@@ -177,6 +178,10 @@ def _session(routine: Routine, clips: Dict[str, Clip], earcons: Dict[str, np.nda
                   observer=Printer(lines, status, timeline))
     with stop_on_signals(coach.stop_flag):
         result = coach.run()
+    result.underruns = getattr(speaker, "underruns", 0)
+    if timeline is not None and hasattr(speaker, "underruns"):   # a busy machine shows here
+        timeline.write(json.dumps({"type": "audio", "underruns": result.underruns,
+                                   "priority": audio_priority()}) + "\n")
     history.close()  # a last try to save: what is still pending now is lost with the process
     result.unsaved = history.pending
     return result
@@ -194,6 +199,7 @@ def _devices(routine: Routine, person: PersonSettings, devices: DeviceSettings, 
                                  echo_db=devices.echo_db or 0.0)
         speaker, mic = wrap(file_speaker, mic)
         return speaker, _ears(routine, person, mic, False, stack) if mic is not None else None
+    raise_audio_priority()   # before the spotter, the streams and their threads: they inherit it (the spotter not)
     pa = open_pyaudio()
     stack.callback(pa.terminate)
     live_mic: Optional[Microphone] = None
