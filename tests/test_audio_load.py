@@ -8,6 +8,7 @@ A live session asks for a raised scheduling priority and says in its timeline wh
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,19 @@ def test_a_live_session_records_its_priority_and_underruns(pulse: Pulse, pulse_e
     audio = [e for e in map(json.loads, tl.read_text().splitlines()) if e["type"] == "audio"]
     assert len(audio) == 1 and audio[0]["priority"] in ("realtime", "nice", "normal"), audio
     assert audio[0]["underruns"] >= 0
+
+
+def test_the_fixtures_stop_the_server_they_started(tmp_path: Path) -> None:
+    """A test run that started PulseAudio stops it when it ends (`scripts/test` left it running);
+    one it found running it leaves alone (this very run's, here)."""
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    env = {k: v for k, v in os.environ.items() if k != "PULSE_SERVER"}
+    env["XDG_RUNTIME_DIR"] = str(runtime)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           f"{Path(__file__).name}::test_underruns_are_counted_and_alsa_stays_off_the_terminal"],
+                          env=env, capture_output=True, text=True, timeout=180, cwd=Path(__file__).parent)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0
+    assert not (runtime / "pulse" / "pid").exists()
+    assert subprocess.run(["pactl", "info"], capture_output=True).returncode == 0 or "PULSE_SERVER" not in os.environ
