@@ -48,6 +48,13 @@ ONLY_ECHO_DB = -12.0
 word is more than this far under what it removed (online, or with the path refitted over the
 word: `_hindsight_db`); a person's word said 10 dB under the coach's echo leaves about -10 dB
 and is heard. How the line was drawn: docs/hearing.md."""
+OWN_WORD_DB = -6.0
+"""The coach's own word (one it was saying then, `coach.is_own_voice`) is discounted only where
+what cancellation left over it is at least this far under what it removed: the sound was mostly
+its echo. A person's "pain" over the coach's own "pain" is not (about -4 dB at 0 dB coupling,
+over 0 dB uncoupled); the coach's own words leave far less (docs/echo-under-load.md). A person
+10 dB under the coach's echo saying the word it says (about -10 dB) is still taken for the coach:
+the speaker is then too loud for the coach to tell (`voicecoach doctor` fails it)."""
 CLIPPED = 32000
 """A microphone sample this loud (int16) may be clipped, and no linear echo path predicts a
 clipped sample, so the residue there says nothing about who spoke: such samples are left out of
@@ -101,6 +108,13 @@ class Recent:
 def only_echo(left_db: Optional[float]) -> bool:
     """Whether a word heard with this residue (`EchoCanceller.left_db`) is the coach's echo alone."""
     return left_db is not None and left_db < ONLY_ECHO_DB
+
+
+def mostly_echo(left_db: Optional[float]) -> bool:
+    """Whether a word heard with this residue is mostly the coach's echo (OWN_WORD_DB): only then
+    may the word the coach was saying be discounted. None (nothing it played could be in it) is
+    not: a word heard then is the person's."""
+    return left_db is not None and left_db < OWN_WORD_DB
 
 
 class EchoCanceller:
