@@ -113,19 +113,19 @@ def session(pulse: Pulse, work: Path, routine: Path, pain_wav: Path, coupling: s
             time.sleep(0.3)
             play(person_sink, pain_wav, env).wait(timeout=15)
     try:
-        _, err = proc.communicate(timeout=150)
+        out_text, err = proc.communicate(timeout=150)
     except subprocess.TimeoutExpired:
         proc.kill()
-        _, err = proc.communicate()
+        out_text, err = proc.communicate()
     time.sleep(0.3)
     samples = rec.stop()
     pulse.close()
     events = timeline(tl)
     ended = next((e for e in events if e["type"] == "ended"), {})
-    audio = next((e for e in events if e["type"] == "audio"), {})
     out = {"person": person, "exit": proc.returncode, "word": ended.get("word"), "where": ended.get("where"),
            "load": round(load, 2), "load_end": round(os.getloadavg()[0], 2),
-           "underruns": audio.get("underruns"), "priority": audio.get("priority"),
+           "underruns": ended.get("underruns"), "priority": ended.get("priority"),
+           "said": out_text.strip().splitlines()[-1:] if out_text else [],
            "alsa_lines": err.count("ALSA lib"),
            "heard": [{k: e.get(k) for k in ("type", "word", "start", "echo_db")}
                      for e in events if e["type"] in ("heard", "discounted")]}

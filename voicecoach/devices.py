@@ -392,11 +392,22 @@ class PyAudioMicrophone:
         self._last = time.monotonic()
         self._thread = threading.Thread(target=self._read_loop, name="mic", daemon=True)
         self._thread.start()
+        self._watcher: Optional[threading.Thread] = None
+        if self._source:  # checked off the reading thread: pactl took over a second on a busy
+            # machine, and a read loop waiting for it counted as a microphone that had stalled
+            self._watcher = threading.Thread(target=self._watch, name="mic-watch", daemon=True)
+            self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(SOURCE_CHECK_SECONDS):
+            names = _pulse_names("input")
+            if names and self._source not in names:
+                self._error = f"the audio source {self._source} went away"
+                return
 
     def _read_loop(self) -> None:
         pending = np.zeros(0, np.int16)
         lag = self._resampler.latency if self._resampler is not None else 0.0
-        checked = time.monotonic()
         while not self._stop.is_set():
             try:
                 raw = self._stream.read(self._chunk, exception_on_overflow=False)
@@ -404,11 +415,6 @@ class PyAudioMicrophone:
                 self._error = str(exc)
                 return
             self._last = time.monotonic()
-            if self._source and self._last - checked > SOURCE_CHECK_SECONDS:
-                checked = self._last
-                if self._source not in _pulse_names("input"):
-                    self._error = f"the audio source {self._source} went away"
-                    return
             data = np.frombuffer(raw, "<i2")
             if self._resampler is not None:   # one stream: no clicks or drift at block edges
                 data = self._resampler.process(data)
@@ -444,6 +450,8 @@ class PyAudioMicrophone:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
+        if self._watcher is not None:
+            self._watcher.join(timeout=2)
         with contextlib.suppress(OSError, ValueError):
             self._stream.stop_stream()
             self._stream.close()

@@ -63,12 +63,14 @@ class Printer:
     """Observer: `--text` cue lines on stdout, the terminal status line, a JSON-lines timeline."""
 
     def __init__(self, lines: Optional[TextIO] = None, status: Optional[TextIO] = None,
-                 timeline: Optional[TextIO] = None) -> None:
-        self.lines, self.status, self.timeline = lines, status, timeline
+                 timeline: Optional[TextIO] = None, audio: Optional[Callable[[], dict]] = None) -> None:
+        self.lines, self.status, self.timeline, self.audio = lines, status, timeline, audio
 
     def command(self, cmd: Command, session: Session) -> None:
         if self.timeline is not None:
             record = {"type": type(cmd).__name__.lower(), **_fields(cmd)}
+            if isinstance(cmd, Ended) and self.audio is not None:
+                record.update(self.audio())
             self.timeline.write(json.dumps(record) + "\n")
             self.timeline.flush()
         if self.lines is not None and isinstance(cmd, (Say, Earcon)):
@@ -174,14 +176,14 @@ def _session(routine: Routine, clips: Dict[str, Clip], earcons: Dict[str, np.nda
     stack.callback(history.close)
     timeline = stack.enter_context(open(outputs.timeline, "w")) if outputs.timeline else None
     status = sys.stderr if sys.stderr.isatty() and lines is None else None
+    # how the audio path kept up, on the timeline's "ended" line: a busy machine shows there
+    audio = ((lambda: {"underruns": speaker.underruns, "priority": audio_priority()})  # type: ignore[attr-defined]
+             if hasattr(speaker, "underruns") else None)
     coach = Coach(routine, clips, earcons, speaker, lambda k: count_words(k)[-1], ears, history,
-                  observer=Printer(lines, status, timeline))
+                  observer=Printer(lines, status, timeline, audio))
     with stop_on_signals(coach.stop_flag):
         result = coach.run()
     result.underruns = getattr(speaker, "underruns", 0)
-    if timeline is not None and hasattr(speaker, "underruns"):   # a busy machine shows here
-        timeline.write(json.dumps({"type": "audio", "underruns": result.underruns,
-                                   "priority": audio_priority()}) + "\n")
     history.close()  # a last try to save: what is still pending now is lost with the process
     result.unsaved = history.pending
     return result
