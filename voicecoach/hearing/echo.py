@@ -63,6 +63,10 @@ HINDSIGHT_PIECE = int(0.05 * RATE)
 """The hindsight fit's piece: each 50 ms of a word gets its own echo path, and each 10 ms of it
 is cancelled by the best of its piece's path and the two nearest others, because on a busy
 machine the echo's delay drifts and jumps within a word (the measurements: docs/hearing.md)."""
+BLOCK = FRAME // 4
+"""The hindsight residue picks the best of its candidate paths for each 2.5 ms of a frame: an
+underrun puts a gap in what the speaker played, so the delay jumps within a 10 ms frame, and no
+one path cancels both sides of it (docs/echo-under-load.md)."""
 RESYNC = int(1.0 * RATE)
 """A live frame's stamp is the wall clock at its read mapped through the coach's session time,
 which jitters with the audio stack's bursts and lags while the coach's loop stalls; frames are
@@ -259,11 +263,12 @@ class EchoCanceller:
         for lo in range(a, b - FRAME + 1, FRAME):
             i = min((lo - a) // HINDSIGHT_PIECE, len(starts) - 1)
             near = sorted(fitted, key=lambda j: abs(j - i))[:3]   # its piece's path and the nearest others
-            mic = self._mic.read(lo, FRAME)
-            heard = np.abs(mic) < CLIPPED
-            echoes = [self._echo(models[j], lo, FRAME)[heard] for j in near]
-            lefts = [float(np.sum((mic[heard] - e).astype(np.float64) ** 2)) for e in echoes]
-            best = int(np.argmin(lefts))
-            left += lefts[best]
-            removed += float(np.sum(echoes[best].astype(np.float64) ** 2))
+            mic = self._mic.read(lo, FRAME).astype(np.float64)
+            heard = (np.abs(mic) < CLIPPED).reshape(-1, BLOCK)
+            echoes = np.array([self._echo(models[j], lo, FRAME) for j in near], np.float64).reshape(len(near), -1, BLOCK)
+            lefts = np.sum(((mic.reshape(-1, BLOCK) - echoes) ** 2) * heard, axis=2)   # candidate x block
+            best = np.argmin(lefts, axis=0)
+            blocks = np.arange(len(best))
+            left += float(np.sum(lefts[best, blocks]))
+            removed += float(np.sum((echoes[best, blocks] ** 2) * heard))
         return 10 * float(np.log10(max(left, 1e-9) / max(removed, 1e-9)))
