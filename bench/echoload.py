@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (OUT, PYTHON, REPO, Pulse, Recorder, person_says, play, timeline, user_env, voicecoach,  # noqa: E402
                     wait_for_say, workdir)
 
-from voicecoach.audio import RATE, onsets  # noqa: E402
+from voicecoach.audio import RATE, onsets, read_wav, write_wav  # noqa: E402
 
 ROUTINE = """\
 name: Bench
@@ -80,15 +80,18 @@ def counts_heard(samples: Sequence[int], events: List[dict], hold: int) -> Dict[
     words = [count_words(k)[-1] for k in range(1, hold + 1)]
     at = {e["text"]: e["at"] for e in events if e["type"] == "say" and e["text"] in words}
     found: List[Optional[float]] = []
-    for w in words:
-        near = times[np.abs(times - (times[0] + at[w])) < 0.1] if w in at else []
-        found.append(float(near[0]) if len(near) else None)
+    late: List[Optional[float]] = []
+    for w in words:   # a count may sound late (an underrun delays what follows): up to 0.3 s
+        off = times - (times[0] + at[w]) if w in at else np.zeros(0)
+        near = off[(off > -0.1) & (off < 0.3)]
+        found.append(float(times[0] + at[w] + near[0]) if len(near) else None)
+        late.append(round(float(near[0]), 4) if len(near) else None)
     intervals = [b - a for a, b in zip(found, found[1:]) if a is not None and b is not None]
-    return {"counts": sum(f is not None for f in found), "intervals": intervals}
+    return {"counts": sum(f is not None for f in found), "intervals": intervals, "count_offsets": late}
 
 
 def session(pulse: Pulse, work: Path, routine: Path, pain_wav: Path, coupling: str, person: bool,
-            tag: str, hold: int, unprivileged: bool = False) -> dict:
+            tag: str, hold: int, unprivileged: bool = False, keep: Optional[Path] = None) -> dict:
     spk = pulse.sink("el_spk")
     if COUPLINGS[coupling] is None:
         mic_source, person_sink = f"{spk}.monitor", spk
@@ -120,6 +123,11 @@ def session(pulse: Pulse, work: Path, routine: Path, pain_wav: Path, coupling: s
     time.sleep(0.3)
     samples = rec.stop()
     pulse.close()
+    if keep is not None:      # the speaker's recording and the timeline, to look again later
+        keep.mkdir(parents=True, exist_ok=True)
+        write_wav(keep / f"{tag}.wav", samples)
+        if tl.exists():
+            (keep / f"{tag}.jsonl").write_text(tl.read_text())
     events = timeline(tl)
     ended = next((e for e in events if e["type"] == "ended"), {})
     out = {"person": person, "exit": proc.returncode, "word": ended.get("word"), "where": ended.get("where"),
@@ -174,9 +182,12 @@ def main() -> int:
     parser.add_argument("--hold", type=int, default=5, help="seconds counted in the hold")
     parser.add_argument("--unprivileged", action="store_true",
                         help="run the coach without CAP_SYS_NICE (setpriv), as a user granted no priority")
+    parser.add_argument("--label", help="a name for what else differs (e.g. the sound server's priority)")
+    parser.add_argument("--keep", type=Path, help="keep each session's recording and timeline under this folder")
     parser.add_argument("--summary", action="store_true", help="only summarise what the condition's file holds")
     args = parser.parse_args()
-    name = f"echoload-{args.coupling}-busy{args.busy}-hold{args.hold}" + ("-unprivileged" if args.unprivileged else "")
+    name = (f"echoload-{args.coupling}-busy{args.busy}-hold{args.hold}" + ("-unprivileged" if args.unprivileged else "")
+            + (f"-{args.label}" if args.label else ""))
     path = OUT / f"{name}.jsonl"
     if not args.summary:
         OUT.mkdir(parents=True, exist_ok=True)
@@ -190,7 +201,8 @@ def main() -> int:
             for i in range(args.trials):
                 for person in (False, True):
                     row = session(pulse, work, routine, pain_wav, args.coupling, person,
-                                  f"{'pain' if person else 'own'}-{i}", args.hold, args.unprivileged)
+                                  f"{'pain' if person else 'own'}-{i}", args.hold, args.unprivileged,
+                                  args.keep / name if args.keep else None)
                     row.update(trial=i, time=time.strftime("%H:%M:%S"))
                     with open(path, "a") as f:
                         f.write(json.dumps(row) + "\n")
@@ -198,6 +210,12 @@ def main() -> int:
                           f"{row['word'] or ''} counts {row.get('counts', '-')} underruns {row['underruns']} "
                           f"load {row['load']}", file=sys.stderr, flush=True)
     rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    if args.keep:             # counts found again in the kept recordings (the rule may have changed)
+        for r in rows:
+            tag = f"{'pain' if r['person'] else 'own'}-{r['trial']}"
+            wav, tl = args.keep / name / f"{tag}.wav", args.keep / name / f"{tag}.jsonl"
+            if not r["person"] and wav.exists() and tl.exists():
+                r.update(counts_heard(read_wav(wav), timeline(tl), args.hold))
     result = summarise(rows, args.hold)
     (OUT / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     for k, v in result.items():
