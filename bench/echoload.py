@@ -9,11 +9,12 @@ line says the coach's own safety words ("If you feel sharp pain, pins and needle
 in a leg, stop at once.", after the opening line's "pain" and "stop") and whose hold counts
 --hold seconds:
 - own voice: nobody speaks; it must complete (exit 0). The speaker's monitor is recorded and
-  the counts are found in it (onsets one second apart): how many of --hold were heard, and
-  their spacing;
+  each count the timeline says was played is looked for there (a sound starting from 0.1 s
+  before to 0.3 s after its place): how many of --hold were heard, and their spacing;
 - pain: a person's "pain" (espeak-ng, another voice, as loud as the coach at 0 dB, 10 dB under
   it at +10) is played into the microphone 0.3 s after the coach says "three"; it must stop
-  for safety on "pain" (exit 3).
+  for safety on "pain" (exit 3). A session of either kind that ends before the person spoke is
+  a self-stop.
 With --busy N, N `python3 -c 'while True: pass'` run at normal priority throughout. With
 --unprivileged the coach runs without CAP_SYS_NICE (as a user granted no priority). Each
 session's record is appended to bench/out/echoload-<condition>.jsonl as it ends (a cut run keeps
@@ -64,7 +65,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> List[float]:
         return [0.0, 1.0]
     p = k / n
     mid, half = (p + z * z / (2 * n)), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return [round((mid - half) / (1 + z * z / n), 3), round((mid + half) / (1 + z * z / n), 3)]
+    return [round(max(mid - half, 0.0) / (1 + z * z / n), 3), round(min((mid + half) / (1 + z * z / n), 1.0), 3)]
 
 
 def counts_heard(samples: Sequence[int], events: List[dict], hold: int) -> Dict[str, object]:
@@ -148,21 +149,23 @@ def summarise(rows: List[dict], hold: int) -> Dict[str, object]:
     own = [r for r in rows if not r["person"]]
     pain = [r for r in rows if r["person"]]
     completed = sum(r["exit"] == 0 for r in own)
+    early = [r for r in pain if not r.get("pain_played", True)]   # ended before the person spoke
     stopped = sum(r["exit"] == 3 and r["word"] == "pain" for r in pain)
     all_counts = sum(r["exit"] == 0 and r.get("counts") == hold for r in own)
     intervals = [x for r in own if r["exit"] == 0 for x in r.get("intervals", [])]
     on_time = sum(abs(x - 1.0) * 1000 <= SPACING_MS for x in intervals)
     loads = [r["load"] for r in rows]
     return {
-        "self_stops": f"{len(own) - completed}/{len(own)}",
-        "self_stop_interval": wilson(len(own) - completed, len(own)),
-        "self_stop_words": [r["word"] for r in own if r["exit"] != 0],
+        "self_stops": f"{len(own) - completed + len(early)}/{len(rows)}",
+        "self_stop_interval": wilson(len(own) - completed + len(early), len(rows)),
+        "self_stop_words": [r["word"] for r in own if r["exit"] != 0] + [r["word"] for r in early],
+        "own_voice_sessions_completed": f"{completed}/{len(own)}",
         "sessions_with_every_count": f"{all_counts}/{len(own)}",
         "every_count_interval": wilson(all_counts, len(own)),
         "intervals_within_20ms": f"{on_time}/{len(intervals)}",
         "within_20ms_interval": wilson(on_time, len(intervals)),
         "worst_spacing_dev_ms": round(max((abs(x - 1.0) * 1000 for x in intervals), default=float("nan")), 1),
-        "pain_stopped": f"{stopped}/{len(pain)}",
+        "pain_stopped": f"{stopped}/{len(pain)}",       # a self-stop before the person spoke fails it too
         "pain_interval": wilson(stopped, len(pain)),
         "pain_failures": [(r["exit"], r["word"]) for r in pain if not (r["exit"] == 3 and r["word"] == "pain")],
         "underruns_per_session": [r["underruns"] for r in rows],
