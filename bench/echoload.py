@@ -150,7 +150,7 @@ def summarise(rows: List[dict], hold: int) -> Dict[str, object]:
     pain = [r for r in rows if r["person"]]
     completed = sum(r["exit"] == 0 for r in own)
     early = [r for r in pain if not r.get("pain_played", True)]   # ended before the person spoke
-    stopped = sum(r["exit"] == 3 and r["word"] == "pain" for r in pain)
+    stopped = sum(r["exit"] == 3 and r["word"] == "pain" and r.get("pain_played", True) for r in pain)
     all_counts = sum(r["exit"] == 0 and r.get("counts") == hold for r in own)
     intervals = [x for r in own if r["exit"] == 0 for x in r.get("intervals", [])]
     on_time = sum(abs(x - 1.0) * 1000 <= SPACING_MS for x in intervals)
@@ -167,7 +167,8 @@ def summarise(rows: List[dict], hold: int) -> Dict[str, object]:
         "worst_spacing_dev_ms": round(max((abs(x - 1.0) * 1000 for x in intervals), default=float("nan")), 1),
         "pain_stopped": f"{stopped}/{len(pain)}",       # a self-stop before the person spoke fails it too
         "pain_interval": wilson(stopped, len(pain)),
-        "pain_failures": [(r["exit"], r["word"]) for r in pain if not (r["exit"] == 3 and r["word"] == "pain")],
+        "pain_failures": [(r["exit"], r["word"]) for r in pain
+                          if not (r["exit"] == 3 and r["word"] == "pain" and r.get("pain_played", True))],
         "underruns_per_session": [r["underruns"] for r in rows],
         "alsa_lines_on_stderr": sum(r["alsa_lines"] for r in rows),
         "own_words_discounted": sum(h["type"] == "discounted" for r in own for h in r["heard"]),
