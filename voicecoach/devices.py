@@ -167,8 +167,8 @@ def _quiet_stderr() -> Iterator[None]:
 class AlsaMessages:
     """ALSA's own error messages ("ALSA lib pcm.c:8570:(snd_pcm_recover) underrun occurred",
     dozens a session on a busy machine) are printed by libasound on the person's terminal, over
-    the session's status line. A handler of our own takes them instead: underruns are counted
-    and overruns, the last message kept."""
+    the session's status line. A handler of our own takes them instead: underruns and overruns
+    are counted, the last message kept."""
 
     underruns = 0
     overruns = 0

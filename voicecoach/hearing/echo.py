@@ -54,7 +54,7 @@ what cancellation left over it is at least this far under what it removed: the s
 its echo. A person's "pain" over the coach's own "pain" is not (about -4 dB at 0 dB coupling,
 over 0 dB uncoupled); the coach's own words leave far less (docs/echo-under-load.md). A person
 10 dB under the coach's echo saying the word it says (about -10 dB) is still taken for the coach:
-the speaker is then too loud for the coach to tell (`voicecoach doctor` fails it)."""
++10 dB is the loudest speaker `voicecoach doctor` passes, and there the coach cannot tell."""
 CLIPPED = 32000
 """A microphone sample this loud (int16) may be clipped, and no linear echo path predicts a
 clipped sample, so the residue there says nothing about who spoke: such samples are left out of
