@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -65,11 +65,14 @@ def pactl(*args: str) -> str:
     return subprocess.run(["pactl", *args], check=True, capture_output=True, text=True, timeout=20).stdout
 
 
-def ensure_pulse() -> str:
-    """A running PulseAudio server (started if needed); its address, for PULSE_SERVER."""
+def ensure_pulse() -> Tuple[str, bool]:
+    """A running PulseAudio server (started if needed): its address, for PULSE_SERVER, and
+    whether this call started it (then it is the caller's to stop: `stop_pulse`)."""
+    started = False
     if subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
         subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1", "--no-cpu-limit", "--realtime=no",
                         "--high-priority=no"], check=True, capture_output=True)   # as tests/conftest.py
+        started = True
         deadline = time.monotonic() + 15
         while subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
             if time.monotonic() > deadline:
@@ -78,15 +81,21 @@ def ensure_pulse() -> str:
     for line in pactl("info").splitlines():
         if line.startswith("Server String:"):
             server = line.split(":", 1)[1].strip()
-            return server if ":" in server else f"unix:{server}"
+            return (server if ":" in server else f"unix:{server}"), started
     raise RuntimeError("pactl info names no server")
+
+
+def stop_pulse(env: Optional[Dict[str, str]] = None) -> None:
+    """Stop the PulseAudio server of this user and runtime directory (one this process started:
+    `pulseaudio -k` reads its pid file, so no other user's or directory's server is touched)."""
+    subprocess.run(["pulseaudio", "-k"], capture_output=True, env=env, timeout=20)
 
 
 class Pulse:
     """Virtual speakers (null sinks at 16 kHz mono) and loopbacks, unloaded on exit."""
 
     def __init__(self) -> None:
-        self.server = ensure_pulse()
+        self.server, self._started = ensure_pulse()
         self._modules: List[str] = []
 
     def sink(self, prefix: str) -> str:
@@ -109,6 +118,8 @@ class Pulse:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+        if self._started:        # a server this rig started stops with it
+            stop_pulse()
 
 
 class Recorder:

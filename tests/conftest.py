@@ -114,6 +114,8 @@ def pulse_server() -> Iterator[None]:
         pytest.fail("PulseAudio is not installed: scripts/test installs pulseaudio and pulseaudio-utils")
     ensure_pulseaudio()
     yield
+    if _started:     # only a server this run started (pulseaudio -k: this user's, this runtime dir)
+        subprocess.run(["pulseaudio", "-k"], capture_output=True, env=HOST_ENV, timeout=20)
 
 
 @pytest.fixture

@@ -58,3 +58,26 @@ def test_pain_over_the_counting_stops_with_exit_3(echo_session: Dict[str, object
     assert ended["type"] == "ended" and ended["word"] == "pain", ended
     cut = next(e["at"] for e in events if e["type"] == "cut")
     assert three + 0.2 < cut < three + 0.2 + len(pain) / RATE + 1.0, (cut, three)
+
+
+@pytest.mark.parametrize("echo_db", [None, 0.0], ids=["uncoupled", "0dB"])
+def test_pain_over_the_coachs_own_pain_stops(echo_db, tmp_path: Path) -> None:
+    """The built-in routine's opening line says "pain" at about 0.7 s; a person's "pain" ending
+    at 1.98 s, within the discount's reach of it, was taken for the coach's own word although the
+    canceller found the sound was not its echo (+5.3 dB uncoupled, -3.9 dB at 0 dB): the session
+    went on (the same word at 10 s stopped it). Only the evidence may discount it."""
+    import os
+    pain = read_wav(person_says("pain", tmp_path / "pain.wav"))
+    voiced = np.flatnonzero(np.abs(pain) > 1000)
+    start = int(1.98 * RATE) - int(voiced[-1])
+    mic = np.zeros(start + len(pain) + 2 * RATE, np.int16)
+    mic[start:start + len(pain)] = pain
+    write_wav(tmp_path / "in.wav", mic)
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"), XDG_RUNTIME_DIR=str(tmp_path))
+    tl = tmp_path / "timeline.jsonl"
+    coupling = ["--echo-db", str(echo_db)] if echo_db is not None else []
+    r = voicecoach("run", *coupling, "--mic-file", str(tmp_path / "in.wav"), "--speaker-file",
+                   str(tmp_path / "out.wav"), "--timeline", str(tl), env=env, timeout=300)
+    events = timeline(tl)
+    assert r.returncode == 3, (r.stdout, r.stderr, [e for e in events if e["type"] != "say"])
+    assert events[-1]["type"] == "ended" and events[-1]["word"] == "pain", events[-1]

@@ -19,7 +19,7 @@ import numpy as np
 
 from voicecoach.audio import FRAME_SECONDS, RATE
 from voicecoach.devices import DeviceError, Microphone, MicrophoneLost, Speaker
-from voicecoach.hearing.echo import EchoCanceller, only_echo
+from voicecoach.hearing.echo import EchoCanceller, mostly_echo, only_echo
 from voicecoach.history import History, Hold
 from voicecoach.playback import Player
 from voicecoach.routine import ENGINE_LINES, Routine, vocabulary
@@ -86,7 +86,7 @@ class SpotterEars:
         heard = []
         for t, frame in self._mic.frames(until):
             frame = self.echo.clean(t, frame)
-            self._times.append(t)
+            self._times.append(self.echo.counted)   # the canceller's count: left_db spans are on it
             self._fed += 1
             for d in self._spotter.process(frame):
                 start, end = self._session_time(d.start), self._session_time(d.t)
@@ -187,6 +187,7 @@ class Result:
     rounds: int = 0
     unsaved: int = 0
     reason: Optional[str] = None
+    underruns: int = 0      # the speaker's output ran dry (a busy machine): sound was late or cut
 
     @property
     def exit_code(self) -> int:
@@ -268,16 +269,19 @@ class Coach:
     def _own_voice(self, heard: Heard) -> bool:
         """Whether a heard word is the coach's own voice rather than the person's.
 
-        Safety words and "stop" are discounted only when the coach was saying that word (or one
-        of its family) then, or when all that was heard is the residue of its echo (the spotter
-        misheard the coach's other words: "hurts" in "release"): a person's "pain" over the
-        counting must always be heard. Pause, resume and repeat only matter when the coach is
+        Safety words and "stop" are discounted only when all that was heard is the residue of
+        its echo (the spotter misheard the coach's other words: "hurts" in "release"), or when
+        the coach was saying that word (or one of its family) then and the sound was mostly its
+        echo (`mostly_echo`): a person's "pain" over the counting, or over the coach's own
+        "pain", must be heard. Pause, resume and repeat only matter when the coach is
         quiet, so any coach speech under them discounts them ("release" was heard as "repeat")."""
         if heard.action in ("pause", "resume", "repeat"):
             if self.player.speaking(heard.start, heard.end, CONTROL_MARGIN):
                 return True
         if only_echo(heard.echo_db):
             return True
+        if not mostly_echo(heard.echo_db):      # the canceller heard more than its echo there
+            return False
         spoken = self.player.speaking(heard.start, heard.end, self.echo_margin)
         return any(is_own_voice(p, spoken) for p in self._same_action(heard))
 

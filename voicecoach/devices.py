@@ -164,13 +164,61 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
+class AlsaMessages:
+    """ALSA's own error messages ("ALSA lib pcm.c:8570:(snd_pcm_recover) underrun occurred",
+    dozens a session on a busy machine) are printed by libasound on the person's terminal, over
+    the session's status line. A handler of our own takes them instead: underruns and overruns
+    are counted, the last message kept."""
+
+    underruns = 0
+    overruns = 0
+    last: Optional[str] = None
+    _handler = None          # the ctypes callback: kept alive as long as libasound may call it
+
+    @classmethod
+    def install(cls) -> bool:
+        """Route libasound's messages here; False where there is no libasound (no ALSA)."""
+        if cls._handler is not None:
+            return True
+        import ctypes
+        import ctypes.util
+        name = ctypes.util.find_library("asound")
+        if name is None:
+            return False
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            return False
+        # void handler(const char *file, int line, const char *function, int err, const char *fmt, ...):
+        # the first variadic argument is read as a 6th (Linux passes it where a 6th would be) and
+        # only where the format says it is a string ("%s occurred": "underrun" or "overrun")
+        proto = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                                 ctypes.c_char_p, ctypes.c_void_p)
+
+        def handler(file, line, function, err, fmt, first):
+            fmt = fmt or b""
+            arg = ctypes.cast(first, ctypes.c_char_p).value or b"" if fmt.startswith(b"%s") and first else b""
+            text = (fmt.replace(b"%s", arg, 1) if arg else fmt).decode(errors="replace")
+            if "underrun" in text:
+                cls.underruns += 1
+            elif "overrun" in text:
+                cls.overruns += 1
+            cls.last = f"{(function or b'').decode(errors='replace')}: {text}"
+
+        cls._handler = proto(handler)
+        lib.snd_lib_error_set_handler(cls._handler)
+        return True
+
+
 def open_pyaudio():  # -> pyaudio.PyAudio
-    """PyAudio, or a DeviceError naming the package when PortAudio is missing."""
+    """PyAudio, or a DeviceError naming the package when PortAudio is missing. ALSA's messages
+    go to AlsaMessages from here on, JACK's (printed while PortAudio probes) nowhere."""
     try:
         import pyaudio
     except ImportError as exc:
         raise DeviceError("PortAudio/PyAudio is not installed: sudo apt-get install "
                           f"portaudio19-dev libportaudio2, then reinstall voicecoach ({exc})") from exc
+    AlsaMessages.install()
     with _quiet_stderr():
         return pyaudio.PyAudio()
 
@@ -275,12 +323,19 @@ class PyAudioSpeaker(WallClock):
         # one resampler for the whole stream: per-frame resampling clicks at every frame edge
         self._resampler = Resampler(RATE, self.rate) if self.rate != RATE else None
         self._sink = pulse_sink(self._index, pa)
+        self._underruns_before = AlsaMessages.underruns
         self._gone: Optional[str] = None
         self._stop = threading.Event()
         self._watcher: Optional[threading.Thread] = None
         if self._sink:  # checked off the audio path: pactl takes longer than a frame
             self._watcher = threading.Thread(target=self._watch, name="speaker-watch", daemon=True)
             self._watcher.start()
+
+    @property
+    def underruns(self) -> int:
+        """Output underruns since this speaker opened, as ALSA reported them. (PortAudio's own
+        underflow flag cannot be used: PyAudio closes the stream when it raises it.)"""
+        return AlsaMessages.underruns - self._underruns_before
 
     def _watch(self) -> None:
         while not self._stop.wait(SOURCE_CHECK_SECONDS):
@@ -337,11 +392,22 @@ class PyAudioMicrophone:
         self._last = time.monotonic()
         self._thread = threading.Thread(target=self._read_loop, name="mic", daemon=True)
         self._thread.start()
+        self._watcher: Optional[threading.Thread] = None
+        if self._source:  # checked off the reading thread: pactl took over a second on a busy
+            # machine, and a read loop waiting for it counted as a microphone that had stalled
+            self._watcher = threading.Thread(target=self._watch, name="mic-watch", daemon=True)
+            self._watcher.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(SOURCE_CHECK_SECONDS):
+            names = _pulse_names("input")
+            if names and self._source not in names:
+                self._error = f"the audio source {self._source} went away"
+                return
 
     def _read_loop(self) -> None:
         pending = np.zeros(0, np.int16)
         lag = self._resampler.latency if self._resampler is not None else 0.0
-        checked = time.monotonic()
         while not self._stop.is_set():
             try:
                 raw = self._stream.read(self._chunk, exception_on_overflow=False)
@@ -349,11 +415,6 @@ class PyAudioMicrophone:
                 self._error = str(exc)
                 return
             self._last = time.monotonic()
-            if self._source and self._last - checked > SOURCE_CHECK_SECONDS:
-                checked = self._last
-                if self._source not in _pulse_names("input"):
-                    self._error = f"the audio source {self._source} went away"
-                    return
             data = np.frombuffer(raw, "<i2")
             if self._resampler is not None:   # one stream: no clicks or drift at block edges
                 data = self._resampler.process(data)
@@ -389,6 +450,8 @@ class PyAudioMicrophone:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
+        if self._watcher is not None:
+            self._watcher.join(timeout=2)
         with contextlib.suppress(OSError, ValueError):
             self._stream.stop_stream()
             self._stream.close()

@@ -178,6 +178,10 @@ def check_speaker(report: Report, pa, spec: Optional[str], clip,
         return None
     report.line("PASS", what, f"played a chime and a spoken line ({len(samples) / RATE:.1f} s): "
                               "not heard? check the volume (alsamixer) and --speaker")
+    if out.underruns:
+        report.line("WARN", "audio underruns", f"the speaker ran dry {out.underruns} time(s) in "
+                    f"{len(samples) / RATE:.1f} s: the machine is too busy for clean sound (counts "
+                    "may be cut short); close other programs")
     if not listening:
         return None
     time.sleep(SETTLE_S)

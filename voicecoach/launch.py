@@ -24,6 +24,7 @@ from voicecoach.devices import (DeviceError, FileMicrophone, FileSpeaker, Microp
                                 PyAudioMicrophone, PyAudioSpeaker, Speaker, open_pyaudio)
 from voicecoach.history import History
 from voicecoach.instance import STOP_SIGNAL, SessionLock
+from voicecoach.priority import audio_priority, raise_audio_priority
 from voicecoach.routine import Routine, builtin_routine, load_routine, phrases, vocabulary
 from voicecoach.session import Command, Earcon, Ended, RoundDone, Say, Session, State
 from voicecoach.settings import DeviceSettings, OutputSettings, PersonSettings
@@ -62,12 +63,14 @@ class Printer:
     """Observer: `--text` cue lines on stdout, the terminal status line, a JSON-lines timeline."""
 
     def __init__(self, lines: Optional[TextIO] = None, status: Optional[TextIO] = None,
-                 timeline: Optional[TextIO] = None) -> None:
-        self.lines, self.status, self.timeline = lines, status, timeline
+                 timeline: Optional[TextIO] = None, audio: Optional[Callable[[], dict]] = None) -> None:
+        self.lines, self.status, self.timeline, self.audio = lines, status, timeline, audio
 
     def command(self, cmd: Command, session: Session) -> None:
         if self.timeline is not None:
             record = {"type": type(cmd).__name__.lower(), **_fields(cmd)}
+            if isinstance(cmd, Ended) and self.audio is not None:
+                record.update(self.audio())
             self.timeline.write(json.dumps(record) + "\n")
             self.timeline.flush()
         if self.lines is not None and isinstance(cmd, (Say, Earcon)):
@@ -173,10 +176,14 @@ def _session(routine: Routine, clips: Dict[str, Clip], earcons: Dict[str, np.nda
     stack.callback(history.close)
     timeline = stack.enter_context(open(outputs.timeline, "w")) if outputs.timeline else None
     status = sys.stderr if sys.stderr.isatty() and lines is None else None
+    # how the audio path kept up, on the timeline's "ended" line: a busy machine shows there
+    audio = ((lambda: {"underruns": speaker.underruns, "priority": audio_priority()})  # type: ignore[attr-defined]
+             if hasattr(speaker, "underruns") else None)
     coach = Coach(routine, clips, earcons, speaker, lambda k: count_words(k)[-1], ears, history,
-                  observer=Printer(lines, status, timeline))
+                  observer=Printer(lines, status, timeline, audio))
     with stop_on_signals(coach.stop_flag):
         result = coach.run()
+    result.underruns = getattr(speaker, "underruns", 0)
     history.close()  # a last try to save: what is still pending now is lost with the process
     result.unsaved = history.pending
     return result
@@ -194,6 +201,7 @@ def _devices(routine: Routine, person: PersonSettings, devices: DeviceSettings, 
                                  echo_db=devices.echo_db or 0.0)
         speaker, mic = wrap(file_speaker, mic)
         return speaker, _ears(routine, person, mic, False, stack) if mic is not None else None
+    raise_audio_priority()   # before the spotter, the streams and their threads: they inherit it (the spotter not)
     pa = open_pyaudio()
     stack.callback(pa.terminate)
     live_mic: Optional[Microphone] = None

@@ -24,6 +24,12 @@ from voicecoach.audio import FRAME, RATE
 
 MAX_DELAY = 0.8
 """Longest echo path searched (s): device buffers plus air."""
+LEAD = 0.4
+"""How far the microphone's count may run ahead of the speaker's (s) and still be searched: the
+two streams are counted apart (the microphone by its own samples, the speaker by the session's),
+and an output underrun (the speaker paused, the microphone did not) or frames the coach dropped to
+catch up (the speaker skipped ahead) move the echo either way, so on a busy machine it can sit
+"before" the sample the coach counted (docs/echo-under-load.md)."""
 WINDOW = int(0.4 * RATE)
 """Samples of microphone audio per delay estimate (0.4 s)."""
 EVERY = int(0.1 * RATE)
@@ -42,6 +48,13 @@ ONLY_ECHO_DB = -12.0
 word is more than this far under what it removed (online, or with the path refitted over the
 word: `_hindsight_db`); a person's word said 10 dB under the coach's echo leaves about -10 dB
 and is heard. How the line was drawn: docs/hearing.md."""
+OWN_WORD_DB = -6.0
+"""The coach's own word (one it was saying then, `coach.is_own_voice`) is discounted only where
+what cancellation left over it is at least this far under what it removed: the sound was mostly
+its echo. A person's "pain" over the coach's own "pain" is not (about -4 dB at 0 dB coupling,
+over 0 dB uncoupled); the coach's own words leave far less (docs/echo-under-load.md). A person
+10 dB under the coach's echo saying the word it says (about -10 dB) is still taken for the coach:
++10 dB is the loudest speaker `voicecoach doctor` passes, and there the coach cannot tell."""
 CLIPPED = 32000
 """A microphone sample this loud (int16) may be clipped, and no linear echo path predicts a
 clipped sample, so the residue there says nothing about who spoke: such samples are left out of
@@ -50,9 +63,15 @@ HINDSIGHT_PIECE = int(0.05 * RATE)
 """The hindsight fit's piece: each 50 ms of a word gets its own echo path, and each 10 ms of it
 is cancelled by the best of its piece's path and the two nearest others, because on a busy
 machine the echo's delay drifts and jumps within a word (the measurements: docs/hearing.md)."""
-RESYNC = int(0.1 * RATE)
-"""A live frame's stamp is the wall clock at its read, which jitters with the audio stack's
-bursts; frames are counted as one contiguous stream unless a stamp strays this far (a gap)."""
+BLOCK = FRAME // 4
+"""The hindsight residue picks the best of its candidate paths for each 2.5 ms of a frame: an
+underrun puts a gap in what the speaker played, so the delay jumps within a 10 ms frame, and no
+one path cancels both sides of it (docs/echo-under-load.md)."""
+RESYNC = int(1.0 * RATE)
+"""A live frame's stamp is the wall clock at its read mapped through the coach's session time,
+which jitters with the audio stack's bursts and lags while the coach's loop stalls; frames are
+counted as one contiguous stream unless a stamp strays this far (a real gap in the input):
+re-anchoring on smaller strays moved the echo to a "negative" delay (docs/echo-under-load.md)."""
 
 
 class Recent:
@@ -95,6 +114,13 @@ def only_echo(left_db: Optional[float]) -> bool:
     return left_db is not None and left_db < ONLY_ECHO_DB
 
 
+def mostly_echo(left_db: Optional[float]) -> bool:
+    """Whether a word heard with this residue is mostly the coach's echo (OWN_WORD_DB): only then
+    may the word the coach was saying be discounted. None (nothing it played could be in it) is
+    not: a word heard then is the person's."""
+    return left_db is not None and left_db < OWN_WORD_DB
+
+
 class EchoCanceller:
     """Frames of played audio in (`played`), cleaned microphone frames out (`clean`)."""
 
@@ -102,6 +128,7 @@ class EchoCanceller:
         self._ref = Recent(int(seconds * RATE))       # the last seconds played
         self._mic = Recent(int(seconds * RATE))       # the last seconds heard, raw
         self._next: Optional[int] = None             # where the next frame starts, if contiguous
+        self.counted = 0.0                           # session time the last frame was counted at
         self._since_estimate = 0
         self.model: Optional[Tuple[int, np.ndarray]] = None   # (delay in samples, filter taps)
         self._lock = threading.Lock()
@@ -114,11 +141,14 @@ class EchoCanceller:
             self._ref.write(int(round(start * RATE)), frame)
 
     def clean(self, start: float, frame: np.ndarray) -> np.ndarray:
-        """The microphone frame heard from session time `start`, without the coach's echo."""
+        """The microphone frame heard from session time `start`, without the coach's echo. The
+        frame is counted at `counted` (contiguous with the last unless `start` strays by RESYNC):
+        word times and `left_db` spans are on that count."""
         stamp = int(round(start * RATE))
         if self._next is None or abs(stamp - self._next) > RESYNC:
             self._next = stamp
         begin, self._next = self._next, self._next + len(frame)
+        self.counted = begin / RATE
         self._mic.write(begin, frame)
         self._since_estimate += len(frame)
         if self._since_estimate >= EVERY:
@@ -180,21 +210,22 @@ class EchoCanceller:
         a real audio path, where one gain left ~14 dB. Where one gain already removes 30 dB (an
         exact electrical or file echo), the gain is kept: a filter fit to one word's spectrum
         can extrapolate badly to the next."""
-        size, max_lag = len(mic), int(MAX_DELAY * RATE)
-        ref = self._reference(mic_end - size - max_lag, size + max_lag)
+        size, max_lag, lead = len(mic), int(MAX_DELAY * RATE), int(LEAD * RATE)
+        span = max_lag + lead
+        ref = self._reference(mic_end - size - max_lag, size + span)
         if float(np.dot(ref, ref)) < size * SILENT ** 2:
             return None
         n = 1 << int(np.ceil(np.log2(len(ref) + size)))
         # corr[m] = sum_j ref[j + m] * mic[j]: the microphone lags the reference by max_lag - m
-        corr = np.fft.irfft(np.fft.rfft(ref, n) * np.fft.rfft(mic, n).conj(), n)[:max_lag + 1]
+        corr = np.fft.irfft(np.fft.rfft(ref, n) * np.fft.rfft(mic, n).conj(), n)[:span + 1]
         power = np.concatenate([[0.0], np.cumsum(ref.astype(np.float64) ** 2)])
-        energy = np.sqrt(power[size:size + max_lag + 1] - power[:max_lag + 1] + 1e-9)
+        energy = np.sqrt(power[size:size + span + 1] - power[:span + 1] + 1e-9)
         norm = corr / (energy * (np.linalg.norm(mic) + 1e-9))
         norm[energy ** 2 < size * SILENT ** 2] = 0.0        # a lag that aligns with silence
         best = int(np.argmax(norm))
         if norm[best] < MIN_CORRELATION:
             return None
-        lag = max_lag - best                                # echo delay in samples
+        lag = max_lag - best                                # echo delay in samples (< 0: mic ahead)
         ref = self._reference(mic_end - size - lag - HALF, size + 2 * HALF)
         rows = np.lib.stride_tricks.sliding_window_view(ref, 2 * HALF + 1)[:, ::-1]
         heard = np.abs(mic) < CLIPPED
@@ -232,11 +263,12 @@ class EchoCanceller:
         for lo in range(a, b - FRAME + 1, FRAME):
             i = min((lo - a) // HINDSIGHT_PIECE, len(starts) - 1)
             near = sorted(fitted, key=lambda j: abs(j - i))[:3]   # its piece's path and the nearest others
-            mic = self._mic.read(lo, FRAME)
-            heard = np.abs(mic) < CLIPPED
-            echoes = [self._echo(models[j], lo, FRAME)[heard] for j in near]
-            lefts = [float(np.sum((mic[heard] - e).astype(np.float64) ** 2)) for e in echoes]
-            best = int(np.argmin(lefts))
-            left += lefts[best]
-            removed += float(np.sum(echoes[best].astype(np.float64) ** 2))
+            mic = self._mic.read(lo, FRAME).astype(np.float64)
+            heard = (np.abs(mic) < CLIPPED).reshape(-1, BLOCK)
+            echoes = np.array([self._echo(models[j], lo, FRAME) for j in near], np.float64).reshape(len(near), -1, BLOCK)
+            lefts = np.sum(((mic.reshape(-1, BLOCK) - echoes) ** 2) * heard, axis=2)   # candidate x block
+            best = np.argmin(lefts, axis=0)
+            blocks = np.arange(len(best))
+            left += float(np.sum(lefts[best, blocks]))
+            removed += float(np.sum((echoes[best, blocks] ** 2) * heard))
         return 10 * float(np.log10(max(left, 1e-9) / max(removed, 1e-9)))

@@ -8,8 +8,10 @@ decodes instead; frames go to it over a pipe and detections come back as JSON li
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 import queue
 import signal
 import struct
@@ -124,4 +126,7 @@ def serve(spec: str, stdin=None, stdout=None) -> int:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the session's to handle
+    with contextlib.suppress(OSError):             # the coach's raised nice is for its speaker
+        if os.getpriority(os.PRIO_PROCESS, 0) < 0:
+            os.setpriority(os.PRIO_PROCESS, 0, 0)
     raise SystemExit(serve(sys.argv[1]))
