@@ -31,9 +31,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from hearing import count_interval, wilson  # noqa: E402
 
 from voicecoach.audio import FRAME, RATE, read_wav  # noqa: E402
-from voicecoach.embedding import STEPS  # noqa: E402
-from voicecoach.learned import CONTEXT, EVERY, HEAD_SMOOTH, REFRACTORY, SMOOTH, LearnedSpotter, Model, window_vector  # noqa: E402
-from voicecoach.listening import FLUSH_SECONDS, default_keywords  # noqa: E402
+from voicecoach.hearing.embedding import STEPS  # noqa: E402
+from voicecoach.hearing.learned import CONTEXT, EVERY, HEAD_SMOOTH, REFRACTORY, SMOOTH, LearnedSpotter, Model, window_vector  # noqa: E402
+from voicecoach.hearing.words import FLUSH_SECONDS, default_keywords  # noqa: E402
 
 DATA = Path("/var/cache/voicecoach-dev/hearing/data")
 ACTION = {k.phrase: k.action for k in default_keywords()}
@@ -180,7 +180,7 @@ def _noises(split: str, data: str) -> list:
 
 def primed() -> np.ndarray:
     """The embeddings a fresh stream starts with (LEAD seconds of silence): the first windows."""
-    from voicecoach.embedding import Embedder
+    from voicecoach.hearing.embedding import Embedder
     e = Embedder()
     return e._ring.copy()
 
@@ -236,8 +236,9 @@ def head_scores(model: Model, tr: dict, start: np.ndarray) -> np.ndarray:
     return out
 
 
-def decide(model: Model, tr: dict, head: np.ndarray, blend: float, threshold: dict) -> list:
-    """(phrase, action, t) as LearnedSpotter._decide makes them (no enrolment)."""
+def decide(model: Model, tr: dict, head: np.ndarray, blend: float, threshold: dict, gate: float = 0.0) -> list:
+    """(phrase, action, t) as LearnedSpotter._decide makes them (no enrolment); with `gate`, the
+    head's own score for the action must reach it too (a second opinion that can veto)."""
     labels = list(model.labels)
     score = (1 - blend) * tr["nets"] + blend * head
     actions: dict = defaultdict(list)
@@ -246,8 +247,12 @@ def decide(model: Model, tr: dict, head: np.ndarray, blend: float, threshold: di
     names = list(actions)
     family = np.stack([score[:, actions[a]].sum(axis=1) for a in names], axis=1)
     best = family.argmax(axis=1)
+    ok = family[np.arange(len(best)), best] >= np.array([threshold[names[b]] for b in best])
+    if gate > 0:
+        own = np.stack([head[:, actions[a]].sum(axis=1) for a in names], axis=1)
+        ok &= own[np.arange(len(best)), best] >= gate
     found, last = [], {}
-    for e in np.flatnonzero(family[np.arange(len(best)), best] >= np.array([threshold[names[b]] for b in best])):
+    for e in np.flatnonzero(ok):
         a, t = names[best[e]], float(tr["t"][e])
         if t - last.get(a, -1e9) < REFRACTORY:
             continue
@@ -255,6 +260,11 @@ def decide(model: Model, tr: dict, head: np.ndarray, blend: float, threshold: di
         phrase = labels[max(actions[a], key=lambda i: score[e, i])]
         found.append((phrase, a, t))
     return found
+
+
+def head_table(model: Model, data: dict, start: np.ndarray) -> dict:
+    """The head's scores for every traced clip of every set (computed once per model)."""
+    return {name: [head_scores(model, tr, start) for tr in trs] for name, (_, trs) in data.items()}
 
 
 # -- figures -------------------------------------------------------------------------------------
@@ -269,10 +279,13 @@ def per_hour(k: int, seconds: float) -> dict:
     return {"value": round(k / hours, 1), "k": k, "hours": round(hours, 3), "ci95": [round(lo / hours, 1), round(hi / hours, 1)]}
 
 
-def measure(model: Model, blend: float, threshold: dict, data: dict, start: np.ndarray) -> dict:
-    """Every figure for one model and decision rule over traced sets."""
+def measure(model: Model, blend: float, threshold: dict, data: dict, start: np.ndarray, gate: float = 0.0,
+            heads: Optional[dict] = None) -> dict:
+    """Every figure for one model and decision rule over traced sets (`heads`: the head's
+    scores per set, if already computed)."""
     res: dict = {}
-    dec = {name: [decide(model, tr, head_scores(model, tr, start), blend, threshold) for tr in trs]
+    heads = heads or head_table(model, data, start)
+    dec = {name: [decide(model, tr, hd, blend, threshold, gate) for tr, hd in zip(trs, heads[name])]
            for name, (clips, trs) in data.items()}
 
     def stops(found: list) -> int:
@@ -339,6 +352,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, help="a spotter.npz (default: the packaged one)")
     ap.add_argument("--blend", type=float, help="the head's share (default: the model's)")
     ap.add_argument("--threshold", type=float, help="one threshold for every action (default: the model's)")
+    ap.add_argument("--gate", type=float, default=0.0, help="the head's own score must reach this too")
     ap.add_argument("--nets-alone", action="store_true", help="as where onnxruntime is missing")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--sets", nargs="*", default=[], help="only these sets (e.g. wuw_running people_stop)")
@@ -352,8 +366,9 @@ def main() -> None:
     blend = model.blend if args.blend is None else args.blend
     thr = model.threshold if args.threshold is None else args.threshold
     data = load_all(args.data, args.split, args.workers, args.model, tuple(args.sets))
-    res = measure(model, blend, {a: thr for a in set(ACTION.values())}, data, primed())
-    res["model"] = {"path": str(args.model or "packaged"), "blend": blend, "threshold": thr, "split": args.split}
+    res = measure(model, blend, {a: thr for a in set(ACTION.values())}, data, primed(), args.gate)
+    res["model"] = {"path": str(args.model or "packaged"), "blend": blend, "threshold": thr, "gate": args.gate,
+                    "split": args.split, "nets_alone": args.nets_alone}
     text = json.dumps(res, indent=1)
     if args.out:
         args.out.write_text(text)

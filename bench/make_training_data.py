@@ -39,17 +39,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from voicecoach.audio import RATE, read_wav, resample, write_wav  # noqa: E402
+from voicecoach.hearing.words import default_keywords  # noqa: E402
 
-KEYWORDS = {
-    "safety": ("pain", "painful", "hurts", "numb", "numbness", "tingling", "pins and needles"),
-    "stop": ("stop",),
-    "pause": ("pause", "wait"),
-    "resume": ("resume", "continue"),
-    "repeat": ("repeat",),
-}
-"""The default vocabulary (voicecoach.listening.default_keywords; copied so that this script
-runs without the product's dependencies)."""
-ACTION = {w: a for a, ws in KEYWORDS.items() for w in ws}
+ACTION = {k.phrase: k.action for k in default_keywords()}
 AVOID = set(ACTION) | {"pins", "needles", "hurt", "hurting", "stops", "stopped", "stopping", "waits", "waited",
                        "waiting", "paused", "pauses", "pausing", "resumed", "resumes", "continued", "continues",
                        "continuing", "repeated", "repeats", "repeating", "pains", "numbly"}
@@ -364,7 +356,7 @@ def aligned_end(prefix: np.ndarray, whole: np.ndarray) -> float:
     """Where, in `whole` (s), the end of `prefix` falls: open-end DTW of their log-mel rows
     (the same voice says the same words, so the match is close; the prefix's own final
     lengthening is absorbed by the warp)."""
-    from voicecoach.features import logmel
+    from voicecoach.hearing.features import logmel
     a, b = logmel(prefix), logmel(whole)
     a, b = a - a.mean(axis=0), b - b.mean(axis=0)
     cost = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2))

@@ -32,10 +32,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from hearing_real import DATA, manifest, noise_bank  # noqa: E402
 from train_head import train  # noqa: E402
 
-from voicecoach.audio import RATE, read_wav, resample  # noqa: E402
-from voicecoach.embedding import STEPS, STRIDE, Embedder  # noqa: E402
-from voicecoach.audio import FRAME  # noqa: E402
-from voicecoach.learned import Model  # noqa: E402
+from voicecoach.audio import FRAME, RATE, read_wav, resample  # noqa: E402
+from voicecoach.hearing.embedding import STEPS, STRIDE, Embedder  # noqa: E402
+from voicecoach.hearing.learned import Model  # noqa: E402
 
 POSITIVE = (0.0, 0.26)      # s after the keyword's end: the keyword (as bench/train_head.py)
 AFTER, BEFORE = 0.5, -1.0   # from this long after it, and before this: nothing
