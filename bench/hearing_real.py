@@ -246,11 +246,11 @@ def decide(model: Model, tr: dict, head: np.ndarray, blend: float, threshold: di
         actions[ACTION[p]].append(i)
     names = list(actions)
     family = np.stack([score[:, actions[a]].sum(axis=1) for a in names], axis=1)
+    if gate > 0:           # an action the head itself scores under the gate is not heard at all
+        own = np.stack([head[:, actions[a]].sum(axis=1) for a in names], axis=1)
+        family = np.where(own >= gate, family, 0.0)
     best = family.argmax(axis=1)
     ok = family[np.arange(len(best)), best] >= np.array([threshold[names[b]] for b in best])
-    if gate > 0:
-        own = np.stack([head[:, actions[a]].sum(axis=1) for a in names], axis=1)
-        ok &= own[np.arange(len(best)), best] >= gate
     found, last = [], {}
     for e in np.flatnonzero(ok):
         a, t = names[best[e]], float(tr["t"][e])

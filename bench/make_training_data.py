@@ -425,6 +425,8 @@ def make_kokoro(out: Path, model: str, voices: str, scale: float, workers: int, 
     jobs = plan(scale)
     (out / "kokoro-plan.json").write_text(json.dumps(jobs))
     todo = [j for j in jobs if not (out / "kokoro" / j["split"] / f"{j['id']}.json").exists()]
+    # measuring needs the held-out words first; long sentences of the test and tune voices next
+    todo.sort(key=lambda j: 2 if j["split"] == "train" else (1 if j["kind"] == "sentence" else 0))
     if limit is not None:
         todo = todo[:limit]
     print(f"kokoro: {len(jobs)} jobs planned, {len(todo)} to make", flush=True)
@@ -438,18 +440,41 @@ def make_kokoro(out: Path, model: str, voices: str, scale: float, workers: int, 
     print(f"kokoro: {collect(out)} clips in the manifest", flush=True)
 
 
+def stats(out: Path) -> str:
+    """What the cache holds: clips, minutes and speakers (voices) per source, split and kind."""
+    rows: dict = {}
+    for name in ("real.jsonl", "kokoro.jsonl"):
+        if not (out / name).exists():
+            continue
+        for line in (out / name).read_text().splitlines():
+            x = json.loads(line)
+            kind = "stop" if x.get("word") == "stop" and x["kind"] == "word" else x["kind"]
+            if x["source"] == "kokoro" and x["kind"] == "keyword":
+                kind = "keyword inside" if x["id"].endswith("-in") else "keyword alone/end"
+            r = rows.setdefault((x["source"], x["split"], kind), [0, 0.0, set()])
+            r[0] += 1
+            r[1] += x["seconds"]
+            r[2].add(x.get("speaker") or x.get("voice"))
+    lines = ["| source | split | kind | clips | minutes | speakers or voices |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {s} | {sp} | {k} | {n} | {sec / 60:.1f} | {len(who)} |" for (s, sp, k), (n, sec, who) in sorted(rows.items())]
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("/var/cache/voicecoach-dev/hearing/data"))
     ap.add_argument("--speech", type=Path, help="folder holding commands/, commands-v2/, wuw/, ljspeech/, digits/")
     ap.add_argument("--voices", default="/work/shared/voices/kokoro-en-voices.npz")
     ap.add_argument("--model", default="/var/cache/voicecoach-dev/hearing/kokoro/kokoro.onnx")
-    ap.add_argument("--part", choices=("real", "kokoro", "all"), default="all")
+    ap.add_argument("--part", choices=("real", "kokoro", "all", "stats"), default="all")
     ap.add_argument("--scale", type=float, default=1.0, help="size of the training part of the plan")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--limit", type=int, help="make at most this many jobs this run")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.part == "stats":
+        print(stats(args.out))
+        return
     if args.part in ("real", "all"):
         if args.speech is None or not args.speech.is_dir():
             sys.exit(f"make_training_data: --speech must be a folder of recordings (got {args.speech})")
