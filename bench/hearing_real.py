@@ -221,7 +221,7 @@ def trace_streams(name: str, streams: list, split: str, data: Path, model: Optio
 def head_scores(model: Model, tr: dict, start: np.ndarray) -> np.ndarray:
     """The head's smoothed probabilities at each evaluation, as the stream had them."""
     labels = len(model.labels)
-    if not model.head or len(tr["emb"]) == 0:
+    if not model.head or len(tr["emb"]) == 0 or len(tr["t"]) == 0:
         out = np.zeros((len(tr["t"]), labels), np.float32)
         out[:, 0] = 1.0
         return out
@@ -240,6 +240,8 @@ def decide(model: Model, tr: dict, head: np.ndarray, blend: float, threshold: di
     """(phrase, action, t) as LearnedSpotter._decide makes them (no enrolment); with `gate`, the
     head's own score for the action must reach it too (a second opinion that can veto)."""
     labels = list(model.labels)
+    if len(tr["t"]) == 0:                  # shorter than the first evaluation (0.5 s)
+        return []
     score = (1 - blend) * tr["nets"] + blend * head
     actions: dict = defaultdict(list)
     for i, p in enumerate(labels[1:], 1):
