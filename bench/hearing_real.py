@@ -185,14 +185,19 @@ def primed() -> np.ndarray:
     return e._ring.copy()
 
 
-def traces(name: str, clips: list, split: str, data: Path, workers: int, model: Optional[str], key: str) -> list:
+def traces(name: str, clips: list, split: str, data: Path, workers: int, model: Optional[str], key: str,
+           pinned: bool = False) -> tuple:
     """Each clip's trace, cached in DATA/traces/<split>-<name>-<nets>.npz (made once)."""
     cache = data / "traces" / f"{split}-{name}-{key}.npz"
     ids = [c.get("id", c["path"]) for c in clips]
     if cache.exists():
         z = np.load(cache, allow_pickle=True)
         if list(z["ids"]) == ids:
-            return list(z["traces"])
+            return clips, list(z["traces"])
+        if pinned:                          # the clips traced before, though more were made since
+            known = {c.get("id", c["path"]): c for c in clips}
+            if all(i in known for i in z["ids"]):
+                return [known[i] for i in z["ids"]], list(z["traces"])
     degrade_it = name.startswith("kokoro")
     jobs = [(c["path"], i, degrade_it, split, str(data)) for c, i in zip(clips, ids)]
     t0 = time.time()
@@ -201,7 +206,7 @@ def traces(name: str, clips: list, split: str, data: Path, workers: int, model: 
     print(f"traced {name}: {len(out)} clips in {time.time() - t0:.0f} s", flush=True)
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, ids=np.array(ids), traces=np.array(out, dtype=object))
-    return out
+    return clips, out
 
 
 def trace_streams(name: str, streams: list, split: str, data: Path, model: Optional[str], key: str) -> list:
@@ -332,15 +337,17 @@ def measure(model: Model, blend: float, threshold: dict, data: dict, start: np.n
     return res
 
 
-def load_all(data_dir: Path, split: str, workers: int, model: Optional[Path] = None, only: tuple = ()) -> dict:
-    """Every set's clips and traces (the log-mel nets of `model`, packaged if None)."""
+def load_all(data_dir: Path, split: str, workers: int, model: Optional[Path] = None, only: tuple = (),
+             pinned: bool = False) -> dict:
+    """Every set's clips and traces (the log-mel nets of `model`, packaged if None); `pinned`:
+    the clips already traced, where more have been made since (to compare models on one set)."""
     items = manifest(data_dir)
     key = nets_key(Model.load(model))
     path = str(model) if model else None
     out = {}
     for name, clips in sorted(sets(items, split, data_dir).items()):
         if not only or name in only:
-            out[name] = (clips, traces(name, clips, split, data_dir, workers, path, key))
+            out[name] = traces(name, clips, split, data_dir, workers, path, key, pinned)
     streams = counting_streams(items, split, data_dir)
     if streams and (not only or "people_counting" in only):
         out["people_counting"] = ([{}] * len(streams), trace_streams("people_counting", streams, split, data_dir, path, key))
@@ -358,6 +365,7 @@ def main() -> None:
     ap.add_argument("--nets-alone", action="store_true", help="as where onnxruntime is missing")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--sets", nargs="*", default=[], help="only these sets (e.g. wuw_running people_stop)")
+    ap.add_argument("--pinned", action="store_true", help="the clips already traced, though more were made since")
     ap.add_argument("--out", type=Path, help="write the figures here as JSON")
     args = ap.parse_args()
     if not (args.data / "real.jsonl").exists():
@@ -367,7 +375,7 @@ def main() -> None:
         model = model.nets_alone()
     blend = model.blend if args.blend is None else args.blend
     thr = model.threshold if args.threshold is None else args.threshold
-    data = load_all(args.data, args.split, args.workers, args.model, tuple(args.sets))
+    data = load_all(args.data, args.split, args.workers, args.model, tuple(args.sets), args.pinned)
     res = measure(model, blend, {a: thr for a in set(ACTION.values())}, data, primed(), args.gate)
     res["model"] = {"path": str(args.model or "packaged"), "blend": blend, "threshold": thr, "gate": args.gate,
                     "split": args.split, "nets_alone": args.nets_alone}

@@ -125,9 +125,13 @@ def _init(data: str) -> None:
     _noise = noise_bank(manifest(Path(data)), "train", Path(data))
 
 
+def feature_path(data: Path, key: str) -> Path:
+    return Path(data) / "features" / "train" / f"{zlib.crc32(key.encode()):08x}.npz"
+
+
 def _features(args: tuple) -> tuple:
     key, path, label, end, data = args
-    target = Path(data) / "features" / "train" / f"{zlib.crc32(key.encode()):08x}.npz"
+    target = feature_path(Path(data), key)
     if target.exists():
         z = np.load(target)
         return key, float(z["end"])
@@ -154,7 +158,7 @@ def features(data: Path, todo: list, workers: int) -> dict:
                 print(f"features: {n}/{len(args)} in {time.time() - t0:.0f} s", flush=True)
     out = {}
     for k, *_ in todo:
-        z = np.load(data / "features" / "train" / f"{zlib.crc32(k.encode()):08x}.npz")
+        z = np.load(feature_path(data, k))
         out[k] = (z["emb"], float(z["end"]))
     return out
 
@@ -200,12 +204,15 @@ def main() -> None:
     ap.add_argument("--ratio", type=int, default=10, help="other windows per keyword window each epoch")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--features-only", action="store_true")
+    ap.add_argument("--made-only", action="store_true", help="train on the clips already embedded (while more are made)")
     ap.add_argument("--espeak", type=int, default=0, help="also bench/train_head.py's clips, this many per word")
     ap.add_argument("--out", type=Path, default=DATA.parent / "models" / "head-real.npz")
     args = ap.parse_args()
     model = Model.load()
     labels = list(model.labels)
     todo = jobs(manifest(args.data))
+    if args.made_only:
+        todo = [j for j in todo if feature_path(args.data, j[0]).exists()]
     kinds = {}
     for *_, kind in todo:
         kinds[kind] = kinds.get(kind, 0) + 1
