@@ -101,8 +101,12 @@ def wilson(k: int, n: int, z: float = 1.96) -> list:
 def count_interval(k: int) -> tuple:
     """Exact 95 % interval of the mean of a count k (Garwood), by bisection on the Poisson CDF:
     one false stop in minutes of counting says little about the rate per hour."""
-    def cdf(j: int, mu: float) -> float:
-        return sum(math.exp(-mu) * mu ** i / math.factorial(i) for i in range(j + 1)) if j >= 0 else 0.0
+    def cdf(j: int, mu: float) -> float:     # in logs: hundreds of false stops overflowed mu ** i
+        if j < 0:
+            return 0.0
+        if mu <= 0:
+            return 1.0
+        return sum(math.exp(i * math.log(mu) - mu - math.lgamma(i + 1)) for i in range(j + 1))
 
     def solve(below) -> float:
         lo, hi = 0.0, 10.0 * k + 10.0

@@ -88,9 +88,9 @@ def windows(data: dict, emb: dict, labels: list[str]) -> tuple[np.ndarray, np.nd
 
 
 def train(vectors: np.ndarray, idx: np.ndarray, y: np.ndarray, labels: list[str], epochs: int,
-          hidden: int, seed: int) -> Net:
-    """AdamW on class-balanced cross-entropy (all keyword windows and four times as many others
-    each epoch), with dropout and a little noise on the embeddings; exported to numpy."""
+          hidden: int, seed: int, ratio: int = 4) -> Net:
+    """AdamW on class-balanced cross-entropy (all keyword windows and `ratio` times as many
+    others each epoch), with dropout and a little noise on the embeddings; exported to numpy."""
     import torch
     from torch import nn
     torch.manual_seed(seed)
@@ -115,7 +115,7 @@ def train(vectors: np.ndarray, idx: np.ndarray, y: np.ndarray, labels: list[str]
         return x + 0.1 * torch.randn_like(x) * std
 
     dense.train()
-    fit(forward, dense.parameters(), noisy, y, labels, epochs, rng, lr=1e-3, peak=2e-3, decay=1e-2)
+    fit(forward, dense.parameters(), noisy, y, labels, epochs, rng, lr=1e-3, peak=2e-3, decay=1e-2, ratio=ratio)
     dense.eval()
 
     def arr(t: torch.Tensor) -> np.ndarray:

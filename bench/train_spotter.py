@@ -226,16 +226,16 @@ def train(feats: np.ndarray, ends: np.ndarray, y: np.ndarray, labels: list[str],
 
 
 def fit(forward, params, batch, y: np.ndarray, labels: list[str], epochs: int, rng: np.random.Generator,
-        lr: float, peak: float, decay: float) -> None:
+        lr: float, peak: float, decay: float, ratio: int = 4) -> None:
     """AdamW with a one-cycle schedule on class-balanced cross-entropy (label smoothing 0.05):
-    every keyword window and four times as many others each epoch, 256 at a time; `batch(idx)`
+    every keyword window and `ratio` times as many others each epoch, 256 at a time; `batch(idx)`
     gives the windows' inputs, augmented."""
     import torch
     from torch import nn
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=decay)
     counts = np.bincount(y, minlength=len(labels))
     positives, negatives = np.flatnonzero(y > 0), np.flatnonzero(y == 0)
-    per_epoch = min(len(negatives), 4 * len(positives))
+    per_epoch = min(len(negatives), ratio * len(positives))
     weight = torch.tensor(per_epoch / (len(labels) - 1) / np.maximum(counts, 1), dtype=torch.float32)
     weight[0] = 1.0
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, peak, total_steps=epochs * ((len(positives) + per_epoch) // 256 + 1))
