@@ -23,9 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from voicecoach import load_routine
 from voicecoach.audio import RATE, read_wav, write_wav
-from voicecoach.launch import load, make_spotter
-from voicecoach.listening import spot_file
+from voicecoach.hearing.embedding import available
+from voicecoach.hearing.engines import make_spotter
+from voicecoach.hearing.words import spot_file
+from voicecoach.routine import vocabulary
 
 COUNTING = "one. two. three. four. five. six. seven. eight. nine. ten. hold it there. and breathe."
 
@@ -51,7 +54,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         audio = counting(Path(tmp) / "counting.wav", args.seconds)
         warm = counting(Path(tmp) / "warm.wav", 2.0)
-        spotter = make_spotter(load(None), engine=args.engine)
+        spotter = make_spotter(vocabulary(load_routine(None)), args.engine)
         list(spot_file(str(warm), spotter))                    # models loaded, buffers made
         shares = []
         for _ in range(args.repeats):
@@ -62,7 +65,6 @@ def main() -> int:
             shares.append(cpu / args.seconds)
             print(f"{args.seconds:.0f} s of audio: {cpu:.2f} s CPU ({100 * cpu / args.seconds:.1f} % of one core), "
                   f"{wall:.2f} s wall", file=sys.stderr)
-    from voicecoach.embedding import available
     print(json.dumps({
         "machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
         "engine": args.engine, "head": available(),
