@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from voicecoach.audio import FRAME, RATE, read_wav
-from voicecoach.hearing.echo import ONLY_ECHO_DB, EchoCanceller, Recent, only_echo
+from voicecoach.hearing.echo import ONLY_ECHO_DB, EchoCanceller, Recent, only_echo, products
 
 DATA = Path(__file__).parent / "data" / "speech"
 VOICE = DATA / "stop-person.wav"
@@ -280,3 +280,26 @@ def test_a_recorded_word_with_an_underrun_in_it_is_its_echo() -> None:
         canceller.clean(float(t), frame)
     (start, end, _), = rec["ev"]
     assert only_echo(canceller.left_db(float(start), float(end))), canceller.left_db(float(start), float(end))
+
+
+def test_a_word_after_long_silence_is_fitted_without_a_floating_point_error() -> None:
+    """The file-audio session that warned on arm64: the coach speaking, the microphone silent
+    for 12 s, then a word in it, judged in hindsight. Every product of the fit is of finite
+    samples, so no floating-point error may be reported, whatever flags the CPU's BLAS leaves
+    (on arm64 with SME, qemu's `max` CPU, this raised before `echo.products`)."""
+    played = speech(14.0)
+    heard = np.zeros(len(played))
+    word = slice(12 * RATE, 12 * RATE + len(read_wav(VOICE)))
+    heard[word] = 0.5 * played[word]                      # the coach's echo, so the fit runs
+    with np.errstate(all="raise"):
+        canceller, _, _ = feed(played, heard)
+        assert canceller.left_db(word.start / RATE, word.stop / RATE) is not None
+
+
+def test_a_product_that_is_not_finite_fits_no_path() -> None:
+    rows = np.ones((800, 17), np.float32)
+    mic = np.ones(800, np.float32)
+    assert products(rows, mic) is not None
+    rows[3, 4] = np.inf
+    with np.errstate(all="raise"):
+        assert products(rows, mic) is None

@@ -109,6 +109,19 @@ class Recent:
         self._buf[:len(samples) - first] = samples[first:]
 
 
+def products(rows: np.ndarray, mic: np.ndarray) -> Optional[Tuple[np.ndarray, np.ndarray, float]]:
+    """The least-squares fit's sums (rows'rows, rows'mic, mic'mic), or None where one is not
+    finite. Judged by the values, not by the CPU's floating-point flags: OpenBLAS's kernels for
+    Arm's SME enter and leave its streaming mode, which by the architecture raises every
+    cumulative flag, so numpy reported divide by zero, overflow and invalid value after correct
+    products of finite samples (arm64 under qemu's `max` CPU; see docs/pi.md)."""
+    with np.errstate(all="ignore"):
+        gram, cross, power = rows.T @ rows, rows.T @ mic, float(mic @ mic)
+    if not (np.isfinite(gram).all() and np.isfinite(cross).all() and np.isfinite(power)):
+        return None
+    return gram, cross, power
+
+
 def only_echo(left_db: Optional[float]) -> bool:
     """Whether a word heard with this residue (`EchoCanceller.left_db`) is the coach's echo alone."""
     return left_db is not None and left_db < ONLY_ECHO_DB
@@ -232,10 +245,12 @@ class EchoCanceller:
         rows, mic = rows[heard], mic[heard]
         if len(mic) < size // 2:
             return None
-        gram, cross = rows.T @ rows, rows.T @ mic
+        sums = products(rows, mic)
+        if sums is None:
+            return None
+        gram, cross, mic_power = sums
         ridge = np.eye(len(gram)) * (1e-3 * np.trace(gram) / len(gram) + 1e-6)
         gain = cross[HALF] / (gram[HALF, HALF] + 1e-9)
-        mic_power = float(mic @ mic)
         if mic_power - gain * cross[HALF] < GAIN_ENOUGH * mic_power:   # what one gain leaves
             taps = np.zeros(len(cross))
             taps[HALF] = gain
