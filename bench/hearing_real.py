@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from hearing import count_interval, wilson  # noqa: E402
+from make_speech import room  # noqa: E402
 
 from voicecoach.audio import FRAME, RATE, read_wav  # noqa: E402
 from voicecoach.hearing.embedding import STEPS  # noqa: E402
@@ -63,12 +64,7 @@ def degrade(x: np.ndarray, key: str, noises: list) -> tuple:
     rng = np.random.default_rng(zlib.crc32(key.encode()))
     y = x.astype(np.float64) * 10 ** (rng.uniform(-15, 0) / 20)
     if rng.random() < 0.7:
-        n = int(rng.uniform(0.15, 0.6) * RATE)
-        ir = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / n)
-        ir[0] = 1.0 / rng.uniform(0.15, 0.5)
-        size = 1 << int(np.ceil(np.log2(len(y) + n)))
-        wet = np.fft.irfft(np.fft.rfft(y, size) * np.fft.rfft(ir, size), size)[:len(y) + n // 2]
-        y = wet * (np.abs(y).max() / max(np.abs(wet).max(), 1e-9))
+        y = room(y, rng, (0.15, 0.6), (0.15, 0.5))
     lead = int(rng.uniform(0.8, 1.4) * RATE)
     level = np.mean(y ** 2)
     y = np.concatenate([np.zeros(lead), y, np.zeros(int(0.5 * RATE))])

@@ -110,6 +110,18 @@ def degrade(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     return np.clip(y + noise, -32768, 32767).astype(np.int16), lead
 
 
+def room(y: np.ndarray, rng: np.random.Generator, seconds: tuple[float, float],
+         direct: tuple[float, float]) -> np.ndarray:
+    """`y` in a room, FFT-convolved (training and the held-out benchmarks): a decaying noise
+    impulse response `seconds` long, its direct path 1 / uniform(`direct`); peak level kept."""
+    n = int(rng.uniform(*seconds) * RATE)
+    ir = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / n)
+    ir[0] = 1.0 / rng.uniform(*direct)
+    size = 1 << int(np.ceil(np.log2(len(y) + n)))
+    wet = np.fft.irfft(np.fft.rfft(y, size) * np.fft.rfft(ir, size), size)[:len(y) + n // 2]
+    return wet * (np.abs(y).max() / max(np.abs(wet).max(), 1e-9))
+
+
 def plan(per_word: int, seed: int = 7) -> list[tuple[str, str, str, str, str, bool]]:
     """(split, kind, word, action, text, ends_with_word) for every clip, reproducibly."""
     rng = np.random.default_rng(seed)

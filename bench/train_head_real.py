@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from hearing_real import DATA, manifest, noise_bank  # noqa: E402
+from make_speech import room  # noqa: E402
 from train_head import train  # noqa: E402
 
 from voicecoach.audio import FRAME, RATE, read_wav, resample  # noqa: E402
@@ -56,12 +57,7 @@ def augment(x: np.ndarray, key: str, noises: list) -> tuple:
         x = resample(resample(x, RATE, 8000), 8000, RATE)
     y = x.astype(np.float64) * 10 ** (rng.uniform(-20, 0) / 20)
     if rng.random() < 0.6:
-        n = int(rng.uniform(0.1, 0.7) * RATE)
-        ir = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / n)
-        ir[0] = 1.0 / rng.uniform(0.1, 0.5)
-        size = 1 << int(np.ceil(np.log2(len(y) + n)))
-        wet = np.fft.irfft(np.fft.rfft(y, size) * np.fft.rfft(ir, size), size)[:len(y) + n // 2]
-        y = wet * (np.abs(y).max() / max(np.abs(wet).max(), 1e-9))
+        y = room(y, rng, (0.1, 0.7), (0.1, 0.5))
     lead = int(rng.uniform(0.3, 1.0) * RATE)
     level = max(np.mean(y ** 2), 1.0)
     y = np.concatenate([np.zeros(lead), y, np.zeros(int(0.3 * RATE))])

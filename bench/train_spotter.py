@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-from make_speech import CARRIERS, CONFUSABLES, VOICES, synth, trim  # noqa: E402
+from make_speech import CARRIERS, CONFUSABLES, VOICES, room, synth, trim  # noqa: E402
 from runner import people  # noqa: E402
 
 from voicecoach.audio import FRAME, RATE, read_wav, resample  # noqa: E402
@@ -60,12 +60,7 @@ def reverb_and_noise(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
     """Gain, room reverb (FFT convolution) and noise at a random SNR, as make_speech.degrade."""
     y = x.astype(np.float64) * 10 ** (rng.uniform(-15, 0) / 20)
     if rng.random() < 0.7:
-        n = int(rng.uniform(0.15, 0.6) * RATE)
-        ir = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / n)
-        ir[0] = 1.0 / rng.uniform(0.15, 0.5)
-        size = 1 << int(np.ceil(np.log2(len(y) + n)))
-        wet = np.fft.irfft(np.fft.rfft(y, size) * np.fft.rfft(ir, size), size)[:len(y) + n // 2]
-        y = wet * (np.abs(y).max() / max(np.abs(wet).max(), 1e-9))
+        y = room(y, rng, (0.15, 0.6), (0.15, 0.5))
     lead, tail = int(rng.uniform(1.0, 1.4) * RATE), int(0.9 * RATE)
     y = np.concatenate([np.zeros(lead), y, np.zeros(tail)])
     snr = rng.choice([30.0, 20.0, 15.0, 10.0, 5.0])
