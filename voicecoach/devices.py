@@ -306,6 +306,32 @@ def _device_rate(pa, index: Optional[int], kind: str, channels: int) -> int:
     return int(info["defaultSampleRate"])
 
 
+class PulseWatch:
+    """Watches, off the audio path (pactl can take over a second on a busy machine), that a
+    PulseAudio sink or source still exists; `gone` says why once it does not. A pactl that
+    answers nothing is not a vanished device."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        self.gone: Optional[str] = None
+        self._kind, self._name = kind, name
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"{kind}-watch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        what = "audio device" if self._kind == "output" else "audio source"
+        while not self._stop.wait(SOURCE_CHECK_SECONDS):
+            names = _pulse_names(self._kind)
+            if names and self._name not in names:
+                self.gone = f"the {what} {self._name} went away"
+                return
+
+    def stop(self) -> None:
+        """Ends the watch and waits for it."""
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
 class PyAudioSpeaker(WallClock):
     """A blocking PortAudio output stream fed 10 ms at a time, so a cut is heard at once."""
 
@@ -324,12 +350,7 @@ class PyAudioSpeaker(WallClock):
         self._resampler = Resampler(RATE, self.rate) if self.rate != RATE else None
         self._sink = pulse_sink(self._index, pa)
         self._underruns_before = AlsaMessages.underruns
-        self._gone: Optional[str] = None
-        self._stop = threading.Event()
-        self._watcher: Optional[threading.Thread] = None
-        if self._sink:  # checked off the audio path: pactl takes longer than a frame
-            self._watcher = threading.Thread(target=self._watch, name="speaker-watch", daemon=True)
-            self._watcher.start()
+        self._watch = PulseWatch("output", self._sink) if self._sink else None
 
     @property
     def underruns(self) -> int:
@@ -337,12 +358,9 @@ class PyAudioSpeaker(WallClock):
         underflow flag cannot be used: PyAudio closes the stream when it raises it.)"""
         return AlsaMessages.underruns - self._underruns_before
 
-    def _watch(self) -> None:
-        while not self._stop.wait(SOURCE_CHECK_SECONDS):
-            names = _pulse_names("output")
-            if names and self._sink not in names:
-                self._gone = f"the audio device {self._sink} went away"
-                return
+    @property
+    def _gone(self) -> Optional[str]:
+        return self._watch.gone if self._watch is not None else None
 
     def write(self, frame: np.ndarray) -> None:
         if self._gone is not None:
@@ -358,9 +376,8 @@ class PyAudioSpeaker(WallClock):
     def close(self) -> None:
         """Play what the resampler still holds (its last 1.6 ms, the end of the last word), then
         close the stream once it has played out."""
-        self._stop.set()
-        if self._watcher is not None:
-            self._watcher.join(timeout=2)
+        if self._watch is not None:
+            self._watch.stop()
         if self._resampler is not None and self._gone is None:
             with contextlib.suppress(OSError, ValueError):      # a failed device: close it anyway
                 self._stream.write(self._resampler.flush().astype("<i2").tobytes())
@@ -392,18 +409,8 @@ class PyAudioMicrophone:
         self._last = time.monotonic()
         self._thread = threading.Thread(target=self._read_loop, name="mic", daemon=True)
         self._thread.start()
-        self._watcher: Optional[threading.Thread] = None
-        if self._source:  # checked off the reading thread: pactl took over a second on a busy
-            # machine, and a read loop waiting for it counted as a microphone that had stalled
-            self._watcher = threading.Thread(target=self._watch, name="mic-watch", daemon=True)
-            self._watcher.start()
-
-    def _watch(self) -> None:
-        while not self._stop.wait(SOURCE_CHECK_SECONDS):
-            names = _pulse_names("input")
-            if names and self._source not in names:
-                self._error = f"the audio source {self._source} went away"
-                return
+        # not on the reading thread: a read loop waiting for a slow pactl looked like a stall
+        self._watch = PulseWatch("input", self._source) if self._source else None
 
     def _read_loop(self) -> None:
         pending = np.zeros(0, np.int16)
@@ -424,8 +431,9 @@ class PyAudioMicrophone:
                 pending = pending[FRAME:]
 
     def frames(self, until: float) -> List[TimedFrame]:
-        if self._error is not None:
-            raise MicrophoneLost(f"the microphone stopped working ({self._error})")
+        error = self._error or (self._watch.gone if self._watch is not None else None)
+        if error is not None:
+            raise MicrophoneLost(f"the microphone stopped working ({error})")
         if time.monotonic() - self._last > MIC_STALL_SECONDS:
             raise MicrophoneLost("the microphone stopped delivering audio")
         now, timed = time.monotonic(), []
@@ -450,8 +458,8 @@ class PyAudioMicrophone:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
-        if self._watcher is not None:
-            self._watcher.join(timeout=2)
+        if self._watch is not None:
+            self._watch.stop()
         with contextlib.suppress(OSError, ValueError):
             self._stream.stop_stream()
             self._stream.close()
