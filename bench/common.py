@@ -27,7 +27,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from voicecoach.audio import RATE
-from voicecoach.pulse import load_loopback
+from voicecoach.pulse import SERVER_ARGS, load_loopback
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
@@ -70,8 +70,7 @@ def ensure_pulse() -> Tuple[str, bool]:
     whether this call started it (then it is the caller's to stop: `stop_pulse`)."""
     started = False
     if subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:
-        subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1", "--no-cpu-limit", "--realtime=no",
-                        "--high-priority=no"], check=True, capture_output=True)   # as tests/conftest.py
+        subprocess.run(["pulseaudio", *SERVER_ARGS], check=True, capture_output=True)
         started = True
         deadline = time.monotonic() + 15
         while subprocess.run(["pactl", "info"], capture_output=True).returncode != 0:

@@ -15,7 +15,7 @@ from typing import Dict, Iterator, List
 
 import pytest
 
-from voicecoach.pulse import load_loopback
+from voicecoach.pulse import SERVER_ARGS, load_loopback
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -91,8 +91,7 @@ def ensure_pulseaudio() -> None:
     if pulse_running():
         return
     log = f"\n(the earlier server's last log lines:\n{tail(PULSE_LOG)})" if _started else ""
-    subprocess.run(["pulseaudio", "-D", "--exit-idle-time=-1", "--disallow-exit", "--no-cpu-limit",
-                    "--realtime=no", "--high-priority=no", f"--log-target=file:{PULSE_LOG}"],
+    subprocess.run(["pulseaudio", *SERVER_ARGS, f"--log-target=file:{PULSE_LOG}"],
                    check=True, capture_output=True, env=HOST_ENV)
     deadline = time.monotonic() + 15
     while not pulse_running():

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from typing import Callable
 
+SERVER_ARGS = ("-D", "--exit-idle-time=-1", "--disallow-exit", "--no-cpu-limit", "--realtime=no",
+               "--high-priority=no")
+"""How the rigs start a server: kept alive, and without the CPU-load limiter and real-time
+scheduling, the two ways a busy daemon ends itself (`pulseaudio -k` still stops it)."""
+
 
 def load_loopback(run_pactl: Callable[..., str], source: str, sink: str, latency_ms: int, db: float) -> str:
     """Couple `source` into `sink` at `db` (a speaker heard by a microphone); the module's index.
