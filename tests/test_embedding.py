@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from voicecoach.audio import FRAME, read_wav
 from voicecoach.hearing.embedding import DIMS, STEPS, STRIDE, Embedder
@@ -22,6 +23,7 @@ def streamed(embedder: Embedder, audio: np.ndarray) -> list:
     return [w for w in out if w is not None]
 
 
+@pytest.mark.head
 def test_streamed_windows_equal_the_windows_of_the_whole_clip() -> None:
     """Training (clip) and the live stream (push) must give the head the same numbers."""
     audio = read_wav(STOP)
@@ -37,6 +39,7 @@ def test_streamed_windows_equal_the_windows_of_the_whole_clip() -> None:
     assert ends[STEPS - 2] == 0 and np.all(np.diff(ends) > 0)
 
 
+@pytest.mark.head
 def test_the_same_frames_after_reset_give_the_same_windows() -> None:
     audio = read_wav(STOP)
     embedder = Embedder()
@@ -55,6 +58,7 @@ def test_the_packaged_model_blends_an_embedding_head(tmp_path: Path) -> None:
     assert again.blend == 0.5 and len(again.head) == len(model.head) and len(again.nets) == len(model.nets)
 
 
+@pytest.mark.head
 def test_without_a_head_the_score_is_the_log_mel_nets_alone() -> None:
     """blend = 0 and no head is the previous spotter: nothing of the embedder runs."""
     model = Model.load()
