@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from hearing import count_interval, wilson  # noqa: E402
-from make_speech import room  # noqa: E402
+from make_speech import background, room  # noqa: E402
 
 from voicecoach.audio import FRAME, RATE, read_wav  # noqa: E402
 from voicecoach.hearing.embedding import STEPS  # noqa: E402
@@ -68,15 +68,7 @@ def degrade(x: np.ndarray, key: str, noises: list) -> tuple:
     lead = int(rng.uniform(0.8, 1.4) * RATE)
     level = np.mean(y ** 2)
     y = np.concatenate([np.zeros(lead), y, np.zeros(int(0.5 * RATE))])
-    pieces, total = [], 0
-    while total < len(y):
-        piece = noises[int(rng.integers(len(noises)))]
-        pieces.append(piece)
-        total += len(piece)
-    noise = np.concatenate(pieces)[:len(y)]
-    noise -= noise.mean()
-    snr = float(rng.choice([30.0, 20.0, 15.0, 10.0, 5.0]))
-    noise *= np.sqrt(level / 10 ** (snr / 10) / max(np.mean(noise ** 2), 1e-9))
+    noise = background(len(y), rng, noises, level, (30.0, 20.0, 15.0, 10.0, 5.0))
     return np.clip(y + noise, -32768, 32767).astype(np.int16), lead / RATE
 
 

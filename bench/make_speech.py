@@ -122,6 +122,21 @@ def room(y: np.ndarray, rng: np.random.Generator, seconds: tuple[float, float],
     return wet * (np.abs(y).max() / max(np.abs(wet).max(), 1e-9))
 
 
+def background(n: int, rng: np.random.Generator, noises: list, level: float,
+               snrs: tuple) -> np.ndarray:
+    """`n` samples of real background noise (clips drawn from `noises` and joined), at an SNR
+    drawn from `snrs` (dB) against `level` (mean power)."""
+    pieces, total = [], 0
+    while total < n:
+        piece = noises[int(rng.integers(len(noises)))]
+        pieces.append(piece)
+        total += len(piece)
+    noise = np.concatenate(pieces)[:n]
+    noise = noise - noise.mean()
+    snr = float(rng.choice(snrs))
+    return noise * np.sqrt(level / 10 ** (snr / 10) / max(np.mean(noise ** 2), 1e-9))
+
+
 def plan(per_word: int, seed: int = 7) -> list[tuple[str, str, str, str, str, bool]]:
     """(split, kind, word, action, text, ends_with_word) for every clip, reproducibly."""
     rng = np.random.default_rng(seed)

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from hearing_real import DATA, manifest, noise_bank  # noqa: E402
-from make_speech import room  # noqa: E402
+from make_speech import background, room  # noqa: E402
 from train_head import train  # noqa: E402
 
 from voicecoach.audio import FRAME, RATE, read_wav, resample  # noqa: E402
@@ -62,15 +62,7 @@ def augment(x: np.ndarray, key: str, noises: list) -> tuple:
     level = max(np.mean(y ** 2), 1.0)
     y = np.concatenate([np.zeros(lead), y, np.zeros(int(0.3 * RATE))])
     if noises:
-        pieces, total = [], 0
-        while total < len(y):
-            piece = noises[int(rng.integers(len(noises)))]
-            pieces.append(piece)
-            total += len(piece)
-        noise = np.concatenate(pieces)[:len(y)]
-        noise = noise - noise.mean()
-        snr = float(rng.choice([40.0, 30.0, 20.0, 15.0, 10.0, 5.0]))
-        y = y + noise * np.sqrt(level / 10 ** (snr / 10) / max(np.mean(noise ** 2), 1e-9))
+        y = y + background(len(y), rng, noises, level, (40.0, 30.0, 20.0, 15.0, 10.0, 5.0))
     return np.clip(y, -32768, 32767).astype(np.int16), lead / RATE, stretch
 
 
