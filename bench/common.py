@@ -39,7 +39,7 @@ PERSON = ("en-us", 150)
 
 ROUTINE = """\
 name: Bench
-setup: ["Ready."]
+setup: [{setup}]
 sides: [left]
 hold_seconds: {hold}
 rounds: 1
@@ -51,10 +51,10 @@ cues:
 """
 
 
-def write_routine(directory: Path, hold: int = 10) -> Path:
+def write_routine(directory: Path, hold: int = 10, setup: str = "Ready.") -> Path:
     """A one-side, one-round routine: the shortest session that has a whole counted hold."""
     path = directory / f"routine-{hold}.yaml"
-    path.write_text(ROUTINE.format(hold=hold))
+    path.write_text(ROUTINE.format(hold=hold, setup=json.dumps(setup)))
     return path
 
 

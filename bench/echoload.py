@@ -37,22 +37,12 @@ from typing import Dict, List, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (OUT, PYTHON, REPO, Pulse, Recorder, person_says, play, timeline, user_env, voicecoach,  # noqa: E402
-                    wait_for_say, workdir)
+                    wait_for_say, workdir, write_routine)
 
 from voicecoach.audio import RATE, onsets, read_wav, write_wav  # noqa: E402
 
-ROUTINE = """\
-name: Bench
-setup: ["If you feel sharp pain, pins and needles, or numbness in a leg, stop at once."]
-sides: [left]
-hold_seconds: {hold}
-rounds: 1
-cues:
-  position: "Your {{side}} leg."
-  hold: "Hold."
-  release: "Release."
-  complete: "Done."
-"""
+SETUP = "If you feel sharp pain, pins and needles, or numbness in a leg, stop at once."
+"""The coach's own safety words in its set-up line, after the opening line's "pain" and "stop"."""
 COUPLINGS = {"direct": None, "loop0": 0.0, "loop10": 10.0}
 """Coupling name -> loopback level (dB); None: the microphone is the speaker's monitor."""
 SPACING_MS = 20.0
@@ -199,8 +189,7 @@ def main() -> int:
             for _ in range(args.busy):
                 stack.callback(subprocess.Popen([sys.executable, "-c", "while True: pass"]).kill)
             work, pulse = stack.enter_context(workdir("vc-echoload-")), stack.enter_context(Pulse())
-            routine = work / "routine.yaml"
-            routine.write_text(ROUTINE.format(hold=args.hold))
+            routine = write_routine(work, args.hold, SETUP)
             pain_wav = person_says("pain", work / "pain.wav")
             for i in range(args.trials):
                 for person in (False, True):
