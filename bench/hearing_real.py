@@ -287,15 +287,20 @@ def measure(model: Model, blend: float, threshold: dict, data: dict, start: np.n
         return sum(a in STOPS for _, a, _ in found)
 
     if "kokoro_keyword" in data:
-        hits, totals = Counter(), Counter()
+        hits, totals, delays = Counter(), Counter(), []
         for c, tr, found in zip(*data["kokoro_keyword"], dec["kokoro_keyword"]):
             end = tr["lead"] + c["word_end"]
             heard = any(a == c["action"] and t <= end + 0.5 for _, a, t in found)
+            if heard and c["action"] == "safety":
+                delays.append(min(t for _, a, t in found if a == "safety" and t <= end + 0.5) - end)
             where = "inside" if c["id"].endswith("-in") else "end"
             for key in (c["word"], f"all {where}", f"action {c['action']}", "all"):
                 totals[key] += 1
                 hits[key] += heard
         res["kokoro_recall"] = {k: share(hits[k], totals[k]) for k in sorted(totals)}
+        if delays:      # from the word's end (Kokoro's, aligned) to the detection, on the stream's clock
+            res["safety_delay_s"] = {q: round(float(np.percentile(delays, p)), 3) for q, p in
+                                     (("median", 50), ("p90", 90), ("max", 100))}
     if "people_stop" in data:
         k = sum(any(a == "stop" for _, a, _ in f) for f in dec["people_stop"])
         res["people_stop_recall"] = share(k, len(dec["people_stop"]))

@@ -425,8 +425,10 @@ def make_kokoro(out: Path, model: str, voices: str, scale: float, workers: int, 
     jobs = plan(scale)
     (out / "kokoro-plan.json").write_text(json.dumps(jobs))
     todo = [j for j in jobs if not (out / "kokoro" / j["split"] / f"{j['id']}.json").exists()]
-    # measuring needs the held-out words first; long sentences of the test and tune voices next
-    todo.sort(key=lambda j: 2 if j["split"] == "train" else (1 if j["kind"] == "sentence" else 0))
+    # measuring needs the held-out words first; long sentences of the test and tune voices next;
+    # the training jobs in a fixed shuffled order, so a run cut short leaves a balanced sample
+    todo.sort(key=lambda j: (2 if j["split"] == "train" else (1 if j["kind"] == "sentence" else 0),
+                             zlib.crc32(j["id"].encode()) if j["split"] == "train" else 0))
     if limit is not None:
         todo = todo[:limit]
     print(f"kokoro: {len(jobs)} jobs planned, {len(todo)} to make", flush=True)

@@ -88,7 +88,7 @@ def windows(data: dict, emb: dict, labels: list[str]) -> tuple[np.ndarray, np.nd
 
 
 def train(vectors: np.ndarray, idx: np.ndarray, y: np.ndarray, labels: list[str], epochs: int,
-          hidden: int, seed: int, ratio: int = 4) -> Net:
+          hidden: int, seed: int, ratio: int = 4, negative_weight: float = 1.0) -> Net:
     """AdamW on class-balanced cross-entropy (all keyword windows and `ratio` times as many
     others each epoch), with dropout and a little noise on the embeddings; exported to numpy."""
     import torch
@@ -115,7 +115,8 @@ def train(vectors: np.ndarray, idx: np.ndarray, y: np.ndarray, labels: list[str]
         return x + 0.1 * torch.randn_like(x) * std
 
     dense.train()
-    fit(forward, dense.parameters(), noisy, y, labels, epochs, rng, lr=1e-3, peak=2e-3, decay=1e-2, ratio=ratio)
+    fit(forward, dense.parameters(), noisy, y, labels, epochs, rng, lr=1e-3, peak=2e-3, decay=1e-2, ratio=ratio,
+        negative_weight=negative_weight)
     dense.eval()
 
     def arr(t: torch.Tensor) -> np.ndarray:

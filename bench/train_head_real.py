@@ -183,13 +183,32 @@ def espeak(per_word: int, cache: Path, labels: list) -> tuple:
     return emb["emb"], idx, y
 
 
+def hardest(head, vectors: np.ndarray, idx: np.ndarray, y: np.ndarray, floor: float) -> np.ndarray:
+    """The negative windows (indices of their last embedding) the head gives any keyword at least
+    `floor`: hard-negative mining, so the next round sees the running speech it fired on."""
+    negatives = idx[y == 0]
+    span = np.arange(-(STEPS - 1), 1)
+    table = vectors.astype(np.float32)
+    out = []
+    for b in range(0, len(negatives), 8192):
+        at = negatives[b:b + 8192]
+        p = head.probabilities(table[at[:, None] + span])
+        out.append(at[1 - p[:, 0] >= floor])
+    return np.concatenate(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--hidden", type=int, default=128)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="one head per seed, averaged")
     ap.add_argument("--ratio", type=int, default=10, help="other windows per keyword window each epoch")
+    ap.add_argument("--negative-weight", type=float, default=1.0, help="a false alarm costs this many misses")
+    ap.add_argument("--mine", type=int, default=0, help="rounds of hard-negative mining")
+    ap.add_argument("--hard", type=float, default=0.2, help="a negative window scoring a keyword this high is hard")
+    ap.add_argument("--hard-copies", type=int, default=4, help="times each hard negative is added again")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--features-only", action="store_true")
     ap.add_argument("--made-only", action="store_true", help="train on the clips already embedded (while more are made)")
@@ -215,10 +234,20 @@ def main() -> None:
         vectors = np.concatenate([vectors, more.astype(vectors.dtype)])
     print(f"{len(y)} windows, {np.bincount(y, minlength=len(labels)).tolist()} per label", flush=True)
     import torch
-    torch.set_num_threads(1)
-    head = train(vectors, idx, y, labels, args.epochs, args.hidden, args.seed, args.ratio)
+    torch.set_num_threads(args.threads)
+    heads = []
+    for seed in args.seeds:              # one head per seed; the model averages them
+        head = train(vectors, idx, y, labels, args.epochs, args.hidden, seed, args.ratio, args.negative_weight)
+        for round_ in range(args.mine):
+            hard = hardest(head, vectors, idx, y, args.hard)
+            print(f"round {round_ + 1}: {len(hard)} negative windows scored a keyword >= {args.hard}, "
+                  f"each added {args.hard_copies} more times", flush=True)
+            more = np.concatenate([idx] + [hard] * args.hard_copies)
+            ys = np.concatenate([y, np.zeros(len(hard) * args.hard_copies, y.dtype)])
+            head = train(vectors, more, ys, labels, args.epochs, args.hidden, seed, args.ratio, args.negative_weight)
+        heads.append(head)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    replace(model, head=(head,)).save(args.out)
+    replace(model, head=tuple(heads)).save(args.out)
     print(f"wrote {args.out}")
 
 

@@ -221,10 +221,11 @@ def train(feats: np.ndarray, ends: np.ndarray, y: np.ndarray, labels: list[str],
 
 
 def fit(forward, params, batch, y: np.ndarray, labels: list[str], epochs: int, rng: np.random.Generator,
-        lr: float, peak: float, decay: float, ratio: int = 4) -> None:
+        lr: float, peak: float, decay: float, ratio: int = 4, negative_weight: float = 1.0) -> None:
     """AdamW with a one-cycle schedule on class-balanced cross-entropy (label smoothing 0.05):
     every keyword window and `ratio` times as many others each epoch, 256 at a time; `batch(idx)`
-    gives the windows' inputs, augmented."""
+    gives the windows' inputs, augmented. `negative_weight` > 1 makes a false alarm cost more
+    than a miss (running speech is most of what a coach hears)."""
     import torch
     from torch import nn
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=decay)
@@ -232,7 +233,7 @@ def fit(forward, params, batch, y: np.ndarray, labels: list[str], epochs: int, r
     positives, negatives = np.flatnonzero(y > 0), np.flatnonzero(y == 0)
     per_epoch = min(len(negatives), ratio * len(positives))
     weight = torch.tensor(per_epoch / (len(labels) - 1) / np.maximum(counts, 1), dtype=torch.float32)
-    weight[0] = 1.0
+    weight[0] = negative_weight
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, peak, total_steps=epochs * ((len(positives) + per_epoch) // 256 + 1))
     loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=0.05)
     for epoch in range(epochs):
