@@ -13,7 +13,7 @@ import pytest
 from voicecoach.audio import FRAME, read_wav
 from voicecoach.hearing.embedding import DIMS, STEPS, STRIDE, Embedder
 from voicecoach.hearing.learned import LearnedSpotter, Model
-from voicecoach.hearing.words import default_keywords
+from voicecoach.hearing.words import default_keywords, spot_file
 
 STOP = Path(__file__).parent / "data" / "speech" / "listening" / "stop-439c84f4_nohash_1.wav"
 
@@ -89,3 +89,28 @@ def test_without_onnxruntime_the_nets_hear_alone_at_their_own_threshold(tmp_path
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == ["False 0 0.4 None", "stop"]
+
+
+@pytest.mark.head
+def test_an_action_can_have_its_own_threshold(tmp_path: Path) -> None:
+    """A model may listen for one action more or less keenly than the rest; the threshold is
+    saved with it, and a person's "stop" below its own threshold is not heard."""
+    model = Model.load()
+    strict = replace(model, actions=(("stop", 0.9999),))
+    strict.save(tmp_path / "m.npz")
+    loaded = Model.load(tmp_path / "m.npz")
+    assert loaded.threshold_for("stop") == 0.9999 and loaded.threshold_for("safety") == model.threshold
+    assert [d.action for d in spot_file(STOP, LearnedSpotter(default_keywords(), model))] == ["stop"]
+    assert list(spot_file(STOP, LearnedSpotter(default_keywords(), loaded))) == []
+    assert loaded.nets_alone().actions == ()
+
+
+@pytest.mark.head
+def test_the_head_alone_needs_no_log_mel_nets() -> None:
+    """With the head's share at 1 the score is the head's own, and the nets are not run."""
+    model = replace(Model.load(), blend=1.0)
+    spotter = LearnedSpotter(default_keywords(), model)
+    audio = read_wav(STOP)
+    scores = [s for i in range(0, len(audio), FRAME) for _, s in spotter.scores(audio[i:i + FRAME])]
+    assert scores and spotter._recent == []
+    assert np.allclose(scores[-1], spotter._head)

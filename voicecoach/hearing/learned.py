@@ -152,6 +152,11 @@ class Model:
     head: Tuple[Net, ...] = ()         # over speech embeddings (embedding.py), if any
     blend: float = 0.0                 # the head's share of the score
     alone: float = 0.4                 # the nets' own threshold, where the head cannot run
+    actions: Tuple[Tuple[str, float], ...] = ()   # (action, threshold) where it differs from `threshold`
+
+    def threshold_for(self, action: str) -> float:
+        """The threshold of one action (safety may listen more keenly than pause)."""
+        return dict(self.actions).get(action, self.threshold)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Label probabilities for a batch of window_vector windows, the nets averaged."""
@@ -159,7 +164,7 @@ class Model:
 
     def nets_alone(self) -> "Model":
         """The log-mel nets at their own threshold (docs/benchmarks.md: the head's share and threshold)."""
-        return replace(self, head=(), blend=0.0, threshold=self.alone)
+        return replace(self, head=(), blend=0.0, threshold=self.alone, actions=())
 
     def head_probabilities(self, x: np.ndarray) -> np.ndarray:
         """Label probabilities for a batch of embedding windows (batch, STEPS, DIMS)."""
@@ -167,7 +172,9 @@ class Model:
 
     def save(self, path) -> None:
         arrays = {"labels": np.array(self.labels), "threshold": np.array(self.threshold),
-                  "blend": np.array(self.blend), "alone": np.array(self.alone)}
+                  "blend": np.array(self.blend), "alone": np.array(self.alone),
+                  "action_names": np.array([a for a, _ in self.actions], dtype=str),
+                  "action_thresholds": np.array([t for _, t in self.actions], dtype=np.float64)}
         for j, net in enumerate(self.nets):
             arrays.update(net.arrays(f"net{j}_"))
         for j, net in enumerate(self.head):
@@ -187,7 +194,9 @@ class Model:
         head = tuple(Net.from_arrays(data, f"head{j}_") for j in range(count("head")))
         blend = float(data["blend"]) if "blend" in data.files else 0.0
         alone = float(data["alone"] if "alone" in data.files else data["threshold"])
-        return cls(tuple(str(x) for x in data["labels"]), nets, float(data["threshold"]), head, blend, alone)
+        actions = tuple(zip((str(a) for a in data["action_names"]), (float(t) for t in data["action_thresholds"]))) \
+            if "action_names" in data.files else ()
+        return cls(tuple(str(x) for x in data["labels"]), nets, float(data["threshold"]), head, blend, alone, actions)
 
 
 def _average(nets: Tuple[Net, ...], x: np.ndarray) -> np.ndarray:
@@ -223,7 +232,7 @@ class LearnedSpotter:
     def _threshold(self, keyword: Keyword) -> float:
         """Sensitivity 0..1 maps onto thresholds 0.99..0.5; unset, the trained threshold."""
         if keyword.sensitivity is None:
-            return self.model.threshold
+            return self.model.threshold_for(keyword.action)
         return 0.99 - 0.49 * keyword.sensitivity
 
     def reset(self) -> None:
@@ -267,10 +276,13 @@ class LearnedSpotter:
             self._ring[i] = self._ring[i + CONTEXT] = row
             self._frames += 1
             if self._frames >= CONTEXT // 2 and self._frames % EVERY == 0:
-                probs = self.model.probabilities(window_vector(self.window())[None, :])[0]
-                self._recent = (self._recent + [probs])[-SMOOTH:]
                 blend = self.model.blend
-                score = (1 - blend) * np.mean(self._recent, axis=0) + blend * self._head
+                if blend >= 1.0:            # the head alone: the nets' share would be zero
+                    score = self._head
+                else:
+                    probs = self.model.probabilities(window_vector(self.window())[None, :])[0]
+                    self._recent = (self._recent + [probs])[-SMOOTH:]
+                    score = (1 - blend) * np.mean(self._recent, axis=0) + blend * self._head
                 out.append((self._frames * FRAME / RATE, score))
         return out
 
