@@ -4,8 +4,10 @@ on `test`. The rule: hear the safety words at least as often as the packaged mod
 (within 0.01), and people's "stop" and the Kokoro "stop" as often (within 0.05); of those, the
 fewest false stops per hour of running speech (WUW tune callers and the Kokoro tune voices'
 sentences together), then the fewest people's words and confusables stopping. Then each of
-"stop" and "safety" may take a threshold of its own, by the same rule.
-Usage: python bench/choose_blend.py --model NPZ [--data DIR] [--out JSON] [--write NPZ]
+"stop" and "safety" may take a threshold of its own, by the same rule. The safety words in
+bench/make_speech.py's espeak-ng / flite tune voices are reported beside (`synthetic_safety`),
+not required: requiring them cost people far more than it kept (docs/hearing-data.md).
+Usage: python bench/choose_blend.py --model NPZ [--data DIR] [--out JSON] [--write NPZ] [--baseline NPZ]
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ def figures(res: dict) -> dict:
     rec = res["kokoro_recall"]
     running = [res[k] for k in ("wuw_running_false_stops_per_hour", "kokoro_sentence_false_stops_per_hour") if k in res]
     stops, hours = sum(r["k"] for r in running), sum(r["hours"] for r in running)
-    return {"safety": rec["action safety"]["value"], "kokoro_stop": rec.get("action stop", {}).get("value"),
+    synthetic = res.get("synthetic_recall", {}).get("action safety", {}).get("value")
+    return {"safety": rec["action safety"]["value"], "synthetic_safety": synthetic,
+            "kokoro_stop": rec.get("action stop", {}).get("value"),
             "people_stop": res["people_stop_recall"]["value"], "running_per_hour": round(stops / hours, 1),
             "people_words": res["people_words_stopping"]["value"],
             "confusables": res["kokoro_confusable_stopping"]["value"]}
@@ -53,10 +57,11 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--out", type=Path, help="every row measured, as JSON")
     ap.add_argument("--write", type=Path, help="the model with the chosen share and thresholds")
+    ap.add_argument("--baseline", type=Path, help="the model to hear as well as (default: the packaged one)")
     args = ap.parse_args()
     data = load_all(args.data, "tune", 1)
     start = primed()
-    shipped = Model.load()
+    shipped = Model.load(args.baseline)
     every = set(ACTION.values())
     base = figures(measure(shipped, shipped.blend, {a: shipped.threshold_for(a) for a in every}, data, start))
     print("packaged", json.dumps(base), flush=True)
