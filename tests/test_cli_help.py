@@ -28,6 +28,7 @@ def test_top_level_help_through_the_real_command(user_env):
     assert r.returncode == 0 and all(c in r.stdout for c in COMMANDS)
 
 
+@pytest.mark.sphinx
 def test_every_engine_the_command_line_offers_builds_a_spotter() -> None:
     """--engine's choices come from hearing.ENGINES: each must build a spotter that hears frames."""
     import numpy as np

@@ -11,7 +11,6 @@ from voicecoach.audio import FRAME, RATE, read_wav
 from voicecoach.hearing.engines import make_spotter
 from voicecoach.hearing.features import LogMelStream, logmel
 from voicecoach.hearing.learned import Background, LearnedSpotter, Model, covers
-from voicecoach.hearing.sphinx import PocketsphinxSpotter
 from voicecoach.hearing.words import Keyword, default_keywords, spot_file
 
 STOP = Path(__file__).parent / "data" / "speech" / "listening" / "stop-439c84f4_nohash_1.wav"
@@ -31,7 +30,9 @@ def test_the_packaged_model_knows_the_default_words_only() -> None:
     assert model.labels[0] == "" and len(model.labels) == len(default_keywords()) + 1
 
 
+@pytest.mark.sphinx
 def test_auto_engine_falls_back_to_pocketsphinx_for_other_words() -> None:
+    from voicecoach.hearing.sphinx import PocketsphinxSpotter
     assert isinstance(make_spotter(default_keywords()), LearnedSpotter)
     assert isinstance(make_spotter([Keyword("cramp", "safety")]), PocketsphinxSpotter)
     with pytest.raises(ValueError, match="learned engine knows only"):
@@ -40,7 +41,7 @@ def test_auto_engine_falls_back_to_pocketsphinx_for_other_words() -> None:
         make_spotter(default_keywords(), "vosk")
 
 
-@pytest.mark.parametrize("engine", ["learned", "pocketsphinx"])
+@pytest.mark.parametrize("engine", ["learned", pytest.param("pocketsphinx", marks=pytest.mark.sphinx)])
 def test_each_engine_hears_a_person_say_stop_once(engine: str) -> None:
     found = list(spot_file(STOP, make_spotter(default_keywords(), engine)))
     assert [d.action for d in found] == ["stop"]

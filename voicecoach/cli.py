@@ -1,7 +1,8 @@
 """The `voicecoach` command: a thin layer of argument parsing over the library.
 
 Exit codes are a contract for shortcut scripts: 0 completed, 1 any other failure, 2 bad usage
-or routine, 3 stopped for safety, 4 stopped by the person, 5 a session is already running.
+or routine, 3 stopped for safety, 4 stopped by the person, 5 a session is already running,
+6 the hearing the routine needs is not installed here (pocketsphinx, left out on a 32-bit OS).
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ if TYPE_CHECKING:
     from voicecoach.settings import PersonSettings
 
 
-EXIT_FAILURE, EXIT_USAGE, EXIT_BUSY = 1, 2, 5
+EXIT_FAILURE, EXIT_USAGE, EXIT_BUSY, EXIT_MISSING = 1, 2, 5, 6
 
 EPILOG = """exit codes: 0 completed, 1 failure, 2 bad usage or routine, 3 stopped for safety,
-4 stopped by the person (stop word, `voicecoach stop`, Ctrl-C), 5 a session is already running"""
+4 stopped by the person (stop word, `voicecoach stop`, Ctrl-C), 5 a session is already running,
+6 the hearing the routine needs is not installed here (pocketsphinx on a 32-bit OS)"""
 
 
 def _fail(message: str, code: int = EXIT_FAILURE) -> int:
@@ -64,9 +66,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from voicecoach.hearing.sphinx import unknown_words
+    from voicecoach.hearing import sphinx_available, sphinx_missing
+    from voicecoach.hearing.learned import Model
     from voicecoach.routine import RoutineError, vocabulary
-    bad = 0
+    bad = missing = 0
+    sphinx = sphinx_available()
+    labels = set() if sphinx else set(Model.load().labels)
     for path in args.files:
         try:
             routine = load_routine(path)
@@ -74,14 +79,24 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             bad += 1
             continue
-        unknown = unknown_words(k.phrase for k in vocabulary(routine))
+        phrases = [k.phrase for k in vocabulary(routine)]
+        if sphinx:
+            from voicecoach.hearing.sphinx import unknown_words
+            unknown = unknown_words(phrases)
+        else:   # 32-bit ARM: only the learned spotter's words can be heard (and they are all known)
+            other = [p for p in phrases if p.lower() not in labels]
+            if other:
+                print(f"{path}: listen: {sphinx_missing(other)}", file=sys.stderr)
+                missing += 1
+                continue
+            unknown = []
         if unknown:
             print(f"{path}: listen: the recognizer does not know {', '.join(unknown)}; "
                   "choose common English words", file=sys.stderr)
             bad += 1
         else:
             print(f"{path}: ok ({routine.name})")
-    return EXIT_USAGE if bad else 0
+    return EXIT_USAGE if bad else EXIT_MISSING if missing else 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -126,7 +141,10 @@ def cmd_listen(args: argparse.Namespace) -> int:
     from voicecoach.hearing.words import spot_file
     from voicecoach.routine import vocabulary
     cfg = load_config()
-    spotter = make_spotter(vocabulary(load_routine(args.routine or cfg.routine)), args.engine)
+    try:
+        spotter = make_spotter(vocabulary(load_routine(args.routine or cfg.routine)), args.engine)
+    except ValueError as exc:   # a routine's words the chosen engine cannot hear
+        return _fail(str(exc), EXIT_USAGE)
     for path in args.file or []:
         spotter.reset()
         for d in spot_file(path, spotter):
@@ -364,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None, wrap: "Optional[Wrap]" = None) -> int:
     """The command line; `wrap` (no flag) is the tests' seam for device faults (launch.Wrap)."""
     from voicecoach.devices import DeviceError
+    from voicecoach.hearing import EngineMissing
     from voicecoach.hearing.enroll import EnrollmentError
     from voicecoach.history import HistoryError
     from voicecoach.instance import AlreadyRunning
@@ -381,6 +400,8 @@ def main(argv: Optional[List[str]] = None, wrap: "Optional[Wrap]" = None) -> int
         return _fail(str(exc), EXIT_USAGE)
     except AlreadyRunning as exc:
         return _fail(str(exc), EXIT_BUSY)
+    except EngineMissing as exc:
+        return _fail(str(exc), EXIT_MISSING)
     except (DeviceError, EnrollmentError, HistoryError, SpeechEngineMissing, OSError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:

@@ -117,6 +117,7 @@ def doctor(mic: Optional[str], speaker: Optional[str], seconds: float, word: str
         report.line("FAIL", "PortAudio", str(exc))
         return 1
     report.line("PASS", "PortAudio", f"{pa.get_device_count()} devices (`voicecoach devices` lists them)")
+    from voicecoach.hearing import sphinx_available
     from voicecoach.hearing.embedding import available
     from voicecoach.hearing.engines import make_spotter
     from voicecoach.hearing.words import default_keywords
@@ -126,6 +127,10 @@ def doctor(mic: Optional[str], speaker: Optional[str], seconds: float, word: str
     if not available():
         report.line("INFO", "hearing", "onnxruntime is not installed (no build for a 32-bit OS): the spotter "
                     "hears with its log-mel nets alone, which miss more words; a 64-bit OS adds the speech-embedding head")
+    if not sphinx_available():
+        report.line("INFO", "hearing", "pocketsphinx is not installed (left out on a 32-bit OS: PyPI has no "
+                    "build of it there): the default words are heard, a routine with words of its own is not; "
+                    "VOICECOACH_EXTRAS=sphinx scripts/install adds it (pip compiles it, which takes a while)")
     microphone = None
     try:
         try:

@@ -22,6 +22,7 @@ from voicecoach.audio import RATE
 from voicecoach.coach import Coach, Ears, Heard, Result, SpotterEars, TypedEars
 from voicecoach.devices import (DeviceError, FileMicrophone, FileSpeaker, Microphone, PacedSilence,
                                 PyAudioMicrophone, PyAudioSpeaker, Speaker, open_pyaudio)
+from voicecoach.hearing import EngineMissing
 from voicecoach.history import History
 from voicecoach.instance import STOP_SIGNAL, SessionLock
 from voicecoach.priority import audio_priority, raise_audio_priority
@@ -214,7 +215,7 @@ def _devices(routine: Routine, person: PersonSettings, devices: DeviceSettings, 
                               "or run with --no-listen")
         try:
             spotter.wait_ready()
-        except ValueError:
+        except (ValueError, EngineMissing):
             live_mic.close()
             raise
     speaker, live_mic = wrap(PyAudioSpeaker(pa, devices.speaker), live_mic)

@@ -23,11 +23,14 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from voicecoach.devices import MicrophoneLost
+from voicecoach.hearing import EngineMissing
 from voicecoach.hearing.engines import make_spotter
 from voicecoach.hearing.words import Detection, Keyword
 
 HEADER = struct.Struct("<i")
 """Each message: a sample count, then that many int16 samples; -1 asks for reset()."""
+MISSING = "missing: "
+"""How the child's first line says the hearing it needs is not installed (EngineMissing)."""
 
 
 class ProcessSpotter:
@@ -47,13 +50,16 @@ class ProcessSpotter:
 
     def wait_ready(self) -> None:
         """Block until the child's decoders are loaded (it loads while the microphone opens);
-        raises ValueError with the child's reason if it could not start."""
+        raises ValueError with the child's reason if it could not start, EngineMissing if the
+        hearing it needs is not installed here."""
         if self._reader is not None:
             return
         assert self._proc.stdout is not None
         first = self._proc.stdout.readline().decode().strip()
         if first != "ready":
             self.close()
+            if first.startswith(MISSING):
+                raise EngineMissing(first[len(MISSING):])
             raise ValueError(first or "the keyword spotter could not start")
         self._reader = threading.Thread(target=self._read, name="spotter-out", daemon=True)
         self._reader.start()
@@ -108,6 +114,9 @@ def serve(spec: str, stdin=None, stdout=None) -> int:
         spotter = make_spotter([Keyword(p, a, s) for p, a, s in wanted["keywords"]], wanted["engine"])
     except ValueError as exc:
         print(exc, file=stdout, flush=True)
+        return 2
+    except EngineMissing as exc:
+        print(f"{MISSING}{exc}", file=stdout, flush=True)
         return 2
     print("ready", file=stdout, flush=True)
     while True:
