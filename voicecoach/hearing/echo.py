@@ -2,9 +2,9 @@
 
 The speaker beside the microphone puts the coach's own voice into what it hears, at about the
 level of a person. The canceller keeps the last seconds of what was played, tracks the echo's
-delay by cross-correlation while the coach speaks (ten times a second), fits a short filter
-around that delay, and subtracts the filtered reference from each microphone frame before the
-spotter hears it. Through PulseAudio's loopback at 0 dB this removes a median 20-25 dB of
+delay by cross-correlation while the coach speaks (ten times a second) and its drift (a
+resampler in the path time-scales the echo), fits a short filter around that delay, and
+subtracts the filtered reference from each microphone frame before the spotter hears it. Through PulseAudio's loopback at 0 dB this removes a median 20-25 dB of
 the coach's voice (measured live: docs/benchmarks.md); room reverberation beyond +-0.5 ms is
 left to the spotter and to the own-voice discount. For a word the spotter heard while the coach
 spoke, it tells how much was left against what it removed (`left_db`): the spotter still
