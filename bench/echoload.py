@@ -19,6 +19,8 @@ With --busy N, N `python3 -c 'while True: pass'` run at normal priority througho
 --unprivileged the coach runs without CAP_SYS_NICE (as a user granted no priority). Each
 session's record is appended to bench/out/echoload-<condition>.jsonl as it ends (a cut run keeps
 what it measured); the summary gives shares with Wilson 95 % intervals and the load average.
+With --trace DIR each session also keeps its canceller's input and speaker writes
+(bench/echotrace.py) and both monitors, for bench/echoreplay.py.
 Usage: .venv/bin/python bench/echoload.py --coupling direct [--busy 2] [--trials 20] [--hold 5]
 """
 
@@ -34,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (OUT, PYTHON, REPO, Pulse, Recorder, person_says, play, timeline, user_env, voicecoach,  # noqa: E402
@@ -82,7 +86,8 @@ def counts_heard(samples: Sequence[int], events: List[dict], hold: int) -> Dict[
 
 
 def session(pulse: Pulse, work: Path, routine: Path, pain_wav: Path, coupling: str, person: bool,
-            tag: str, hold: int, unprivileged: bool = False, keep: Optional[Path] = None) -> dict:
+            tag: str, hold: int, unprivileged: bool = False, keep: Optional[Path] = None,
+            trace: Optional[Path] = None) -> dict:
     spk = pulse.sink("el_spk")
     if COUPLINGS[coupling] is None:
         mic_source, person_sink = f"{spk}.monitor", spk
@@ -93,9 +98,15 @@ def session(pulse: Pulse, work: Path, routine: Path, pain_wav: Path, coupling: s
     env = user_env(work, pulse.server)
     tl = work / f"{tag}.jsonl"
     rec = Recorder(f"{spk}.monitor", env)
+    heard_rec = Recorder(mic_source, env) if trace is not None else None
     load = os.getloadavg()[0]
     args = ("run", str(routine), "--mic", mic_source, "--speaker", spk, "--timeline", str(tl))
-    if unprivileged:   # as a user the system grants no priority: without CAP_SYS_NICE
+    if trace is not None:     # the canceller's inputs and the speaker's writes (bench/echotrace.py)
+        trace.mkdir(parents=True, exist_ok=True)
+        env = dict(env, VOICECOACH_TRACE=str(trace / f"{tag}.npz"))
+        proc = subprocess.Popen([PYTHON, str(REPO / "bench" / "echotrace.py"), *args], env=env, cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    elif unprivileged:   # as a user the system grants no priority: without CAP_SYS_NICE
         proc = subprocess.Popen(["setpriv", "--bounding-set=-sys_nice", PYTHON, "-m", "voicecoach", *args],
                                 env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     else:
@@ -113,6 +124,12 @@ def session(pulse: Pulse, work: Path, routine: Path, pain_wav: Path, coupling: s
         out_text, err = proc.communicate()
     time.sleep(0.3)
     samples = rec.stop()
+    if heard_rec is not None and trace is not None:   # both monitors on the same clock as the trace
+        heard = heard_rec.stop()
+        np.savez_compressed(trace / f"{tag}-monitors.npz", speaker=samples, speaker_t0=rec.t0,
+                            mic=heard, mic_t0=heard_rec.t0)
+        (trace / f"{tag}.jsonl").write_text(tl.read_text() if tl.exists() else "")
+        (trace / f"{tag}.out").write_text(f"{proc.returncode}\n{out_text}\n{err}")
     pulse.close()
     if keep is not None:      # the speaker's recording and the timeline, to look again later
         keep.mkdir(parents=True, exist_ok=True)
@@ -178,6 +195,8 @@ def main() -> int:
                         help="run the coach without CAP_SYS_NICE (setpriv), as a user granted no priority")
     parser.add_argument("--label", help="a name for what else differs (e.g. the sound server's priority)")
     parser.add_argument("--keep", type=Path, help="keep each session's recording and timeline under this folder")
+    parser.add_argument("--trace", type=Path, help="record each session's canceller inputs, speaker writes and "
+                        "both monitors under this folder (bench/echotrace.py)")
     parser.add_argument("--summary", action="store_true", help="only summarise what the condition's file holds")
     args = parser.parse_args()
     name = (f"echoload-{args.coupling}-busy{args.busy}-hold{args.hold}" + ("-unprivileged" if args.unprivileged else "")
@@ -189,13 +208,15 @@ def main() -> int:
             for _ in range(args.busy):
                 stack.callback(subprocess.Popen([sys.executable, "-c", "while True: pass"]).kill)
             work, pulse = stack.enter_context(workdir("vc-echoload-")), stack.enter_context(Pulse())
+            traced = args.trace / name / time.strftime("%Y%m%d-%H%M%S") if args.trace else None
             routine = write_routine(work, args.hold, SETUP)
             pain_wav = person_says("pain", work / "pain.wav")
             for i in range(args.trials):
                 for person in (False, True):
                     row = session(pulse, work, routine, pain_wav, args.coupling, person,
                                   f"{'pain' if person else 'own'}-{i}", args.hold, args.unprivileged,
-                                  args.keep / name if args.keep else None)
+                                  args.keep / name if args.keep else None,
+                                  traced)
                     row.update(trial=i, time=time.strftime("%H:%M:%S"))
                     with open(path, "a") as f:
                         f.write(json.dumps(row) + "\n")

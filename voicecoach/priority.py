@@ -42,7 +42,8 @@ def raise_audio_priority() -> str:
 def audio_priority() -> str:
     """What this thread runs at: "realtime", "nice" (raised) or "normal"."""
     try:
-        if os.sched_getscheduler(0) in (os.SCHED_RR, os.SCHED_FIFO):
+        policy = os.sched_getscheduler(0) & ~getattr(os, "SCHED_RESET_ON_FORK", 0)   # Linux ORs the flag in
+        if policy in (os.SCHED_RR, os.SCHED_FIFO):
             return "realtime"
         return "nice" if os.getpriority(os.PRIO_PROCESS, 0) < 0 else "normal"
     except (AttributeError, OSError):

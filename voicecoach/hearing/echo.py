@@ -2,9 +2,9 @@
 
 The speaker beside the microphone puts the coach's own voice into what it hears, at about the
 level of a person. The canceller keeps the last seconds of what was played, tracks the echo's
-delay by cross-correlation while the coach speaks (ten times a second), fits a short filter
-around that delay, and subtracts the filtered reference from each microphone frame before the
-spotter hears it. Through PulseAudio's loopback at 0 dB this removes a median 20-25 dB of
+delay by cross-correlation while the coach speaks (ten times a second) and its drift (a
+resampler in the path time-scales the echo), fits a short filter around that delay, and
+subtracts the filtered reference from each microphone frame before the spotter hears it. Through PulseAudio's loopback at 0 dB this removes a median 20-25 dB of
 the coach's voice (measured live: docs/benchmarks.md); room reverberation beyond +-0.5 ms is
 left to the spotter and to the own-voice discount. For a word the spotter heard while the coach
 spoke, it tells how much was left against what it removed (`left_db`): the spotter still
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Deque, Optional, Tuple
+from typing import Deque, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -63,10 +63,36 @@ HINDSIGHT_PIECE = int(0.05 * RATE)
 """The hindsight fit's piece: each 50 ms of a word gets its own echo path, and each 10 ms of it
 is cancelled by the best of its piece's path and the two nearest others, because on a busy
 machine the echo's delay drifts and jumps within a word (the measurements: docs/hearing.md)."""
+HINDSIGHT_DRIFTS = (-0.004, 0.004)
+"""Drifts tried in hindsight beside the one tracked (samples per sample): a loopback's rate control
+changed its drift from 40 to 130 samples a second within 2 s (0.25-0.8 %), so the one tracked,
+the trend of the last 2 s, can be stale by that much over a word."""
 BLOCK = FRAME // 4
 """The hindsight residue picks the best of its candidate paths for each 2.5 ms of a frame: an
 underrun puts a gap in what the speaker played, so the delay jumps within a 10 ms frame, and no
 one path cancels both sides of it (docs/echo-under-load.md)."""
+MAX_DRIFT = 0.01
+"""Fastest change of the echo's delay followed, in samples per sample (1 %). PulseAudio's loopback
+converging on its latency time-scaled the echo by up to 0.8 % for the first 8 s of a session (its
+delay fell by 40-130 samples a second), and a resampler between two devices' clocks drifts the
+same way more slowly: over a 0.4 s window that is up to 52 samples, far beyond the filter's +-HALF
+taps, so the path is fitted on a reference warped by the drift (docs/echo-under-load.md)."""
+DRIFT_SECONDS = 2.0
+"""The drift is the trend of the delays found over this long (s)."""
+DRIFT_SPAN = 0.5
+"""Two delays found this far apart (s) or more give a slope to the trend: nearer, a sample's
+error is a large slope."""
+JUMP = 3 * HALF
+"""A delay found this far (samples) from where the tracked path put it, more than MAX_DRIFT
+could have moved it since, is a jump: the drift's trend starts again from it."""
+APART = 100
+"""Candidate delays closer than this (samples) are one: a voice's pitch period is 2.5-12 ms."""
+CANDIDATES = 3
+"""Delays tried per estimate, each the best of its own region of the correlation."""
+HOLD = RATE
+"""A tracked drift is extrapolated this far (samples) past the window it was fitted on, no further:
+the next estimate comes within 0.1 s while the coach speaks, and across a silence a guessed drift
+would move the path further than it is likely to have moved."""
 RESYNC = int(1.0 * RATE)
 """A live frame's stamp is the wall clock at its read mapped through the coach's session time,
 which jitters with the audio stack's bursts and lags while the coach's loop stalls; frames are
@@ -134,6 +160,20 @@ def mostly_echo(left_db: Optional[float]) -> bool:
     return left_db is not None and left_db < OWN_WORD_DB
 
 
+class Path(NamedTuple):
+    """An echo path: the microphone hears the reference `delay` samples late at session sample
+    `at`, `drift` samples later for every sample after it, through the filter `taps` (2 HALF + 1)."""
+
+    delay: int
+    taps: np.ndarray
+    drift: float = 0.0
+    at: int = 0
+
+    def delays(self, samples: np.ndarray) -> np.ndarray:
+        """The delay at each session sample (the drift held beyond HOLD of `at`)."""
+        return self.delay + self.drift * np.clip(samples - self.at, -HOLD, HOLD)
+
+
 class EchoCanceller:
     """Frames of played audio in (`played`), cleaned microphone frames out (`clean`)."""
 
@@ -143,7 +183,8 @@ class EchoCanceller:
         self._next: Optional[int] = None             # where the next frame starts, if contiguous
         self.counted = 0.0                           # session time the last frame was counted at
         self._since_estimate = 0
-        self.model: Optional[Tuple[int, np.ndarray]] = None   # (delay in samples, filter taps)
+        self._found: Deque[Tuple[int, int]] = deque()   # (session sample, delay) of each path found
+        self.model: Optional[Path] = None              # the echo path tracked
         self._lock = threading.Lock()
         # per microphone frame: (session sample, power left, power removed as echo)
         self._powers: Deque[Tuple[int, float, float]] = deque(maxlen=int(seconds * RATE) // FRAME)
@@ -179,10 +220,21 @@ class EchoCanceller:
                                      float(np.mean(echo[heard].astype(np.float64) ** 2))))
         return out
 
-    def _echo(self, model: Tuple[int, np.ndarray], begin: int, n: int) -> np.ndarray:
+    def _echo(self, model: Path, begin: int, n: int) -> np.ndarray:
         """The echo `model` predicts in session samples [begin, begin + n)."""
-        delay, taps = model
-        return np.convolve(self._reference(begin - delay - HALF, n + 2 * HALF), taps, "valid")
+        return np.convolve(self._warped(model, begin - HALF, n + 2 * HALF), model.taps, "valid")
+
+    def _warped(self, model: Path, begin: int, n: int) -> np.ndarray:
+        """The reference as the microphone hears it through `model`'s delay: for session samples
+        [begin, begin + n), the played sample each came from (linearly interpolated where the
+        drift puts it between two)."""
+        if model.drift == 0.0:
+            return self._reference(begin - model.delay, n)
+        at = np.arange(begin, begin + n, dtype=np.float64)
+        source = at - model.delays(at)
+        first = int(np.floor(source.min()))
+        held = self._reference(first, int(np.ceil(source.max())) - first + 2)
+        return np.interp(source - first, np.arange(len(held)), held).astype(np.float32)
 
     def left_db(self, start: float, end: float) -> Optional[float]:
         """What cancellation left of the microphone from `start` to `end` (session seconds), in dB
@@ -210,36 +262,49 @@ class EchoCanceller:
         with self._lock:
             return self._ref.read(begin, n)
 
-    def _estimate(self) -> None:
-        end = self._mic.end or 0
-        model = self._fit(self._mic.read(end - WINDOW, WINDOW), end)
-        if model is not None:
-            self.model = model
-
-    def _fit(self, mic: np.ndarray, mic_end: int) -> Optional[Tuple[int, np.ndarray]]:
-        """(delay, taps) of the echo in `mic` (ending at session sample `mic_end`), or None if
-        the coach was (nearly) silent or the person is louder. Delay by cross-correlation, then
-        a short least-squares filter around it: it fits the fractional delay and resampling of
-        a real audio path, where one gain left ~14 dB. Where one gain already removes 30 dB (an
-        exact electrical or file echo), the gain is kept: a filter fit to one word's spectrum
-        can extrapolate badly to the next."""
+    def _fit(self, mic: np.ndarray, mic_end: int, drifts: Sequence[float] = ()) -> Optional[Path]:
+        """The echo path in `mic` (ending at session sample `mic_end`), or None if the coach was
+        (nearly) silent or the person is louder. Candidate delays by cross-correlation, and the
+        path tracked so far; each gets a short least-squares filter on the reference warped by
+        its delay and a drift (each of `drifts`, else the one tracked: `_track`) (it fits the
+        fractional delay and resampling of a real audio path, where one gain left ~14 dB), and
+        the one that leaves least is the path: a voice's pitch period lines the reference up with
+        the microphone almost as well one period off, where no filter cancels it. Where one gain
+        already removes 30 dB (an exact electrical or file echo), the gain is kept: a filter fit
+        to one word's spectrum can extrapolate badly to the next."""
         size, max_lag, lead = len(mic), int(MAX_DELAY * RATE), int(LEAD * RATE)
         span = max_lag + lead
         ref = self._reference(mic_end - size - max_lag, size + span)
         if float(np.dot(ref, ref)) < size * SILENT ** 2:
             return None
-        n = 1 << int(np.ceil(np.log2(len(ref) + size)))
-        # corr[m] = sum_j ref[j + m] * mic[j]: the microphone lags the reference by max_lag - m
-        corr = np.fft.irfft(np.fft.rfft(ref, n) * np.fft.rfft(mic, n).conj(), n)[:span + 1]
-        power = np.concatenate([[0.0], np.cumsum(ref.astype(np.float64) ** 2)])
-        energy = np.sqrt(power[size:size + span + 1] - power[:span + 1] + 1e-9)
-        norm = corr / (energy * (np.linalg.norm(mic) + 1e-9))
-        norm[energy ** 2 < size * SILENT ** 2] = 0.0        # a lag that aligns with silence
-        best = int(np.argmax(norm))
-        if norm[best] < MIN_CORRELATION:
-            return None
-        lag = max_lag - best                                # echo delay in samples (< 0: mic ahead)
-        ref = self._reference(mic_end - size - lag - HALF, size + 2 * HALF)
+        tracked = self.model if not drifts else None
+        if not drifts:
+            drifts = [tracked.drift if tracked is not None else 0.0]
+        paths = [Path(max_lag - m, np.zeros(2 * HALF + 1, np.float32), drift, mic_end)
+                 for drift in drifts for m in self._delay(ref, mic, span, drift)]
+        if tracked is not None and paths:     # where the path tracked so far puts it now
+            paths.append(Path(int(round(float(tracked.delays(np.array([mic_end]))[0]))),
+                              tracked.taps, tracked.drift, mic_end))
+        best: Optional[Tuple[float, Path]] = None
+        for path in paths:
+            fitted = self._taps(path, mic, mic_end)
+            if fitted is not None and (best is None or fitted[0] < best[0]):
+                best = fitted
+        heard = mic[np.abs(mic) < CLIPPED].astype(np.float64)
+        if best is None or best[0] > (1 - MIN_CORRELATION ** 2) * float(heard @ heard):
+            return None                      # it removes less than a path that correlated so would
+        return best[1]
+
+    def _estimate(self) -> None:
+        end = self._mic.end or 0
+        model = self._fit(self._mic.read(end - WINDOW, WINDOW), end)
+        if model is not None:
+            self.model = model._replace(drift=self._track(end, model.delay))
+
+    def _taps(self, path: Path, mic: np.ndarray, mic_end: int) -> Optional[Tuple[float, Path]]:
+        """(power left, `path` with its filter fitted to `mic`), or None where too much clipped."""
+        size = len(mic)
+        ref = self._warped(path, mic_end - size - HALF, size + 2 * HALF)
         rows = np.lib.stride_tricks.sliding_window_view(ref, 2 * HALF + 1)[:, ::-1]
         heard = np.abs(mic) < CLIPPED
         rows, mic = rows[heard], mic[heard]
@@ -256,7 +321,50 @@ class EchoCanceller:
             taps[HALF] = gain
         else:
             taps = np.linalg.solve(gram + ridge, cross)
-        return lag, taps.astype(np.float32)
+        left = mic_power - 2 * float(taps @ cross) + float(taps @ gram @ taps)
+        return left, path._replace(taps=taps.astype(np.float32))
+
+    @staticmethod
+    def _delay(ref: np.ndarray, mic: np.ndarray, span: int, drift: float) -> List[int]:
+        """Candidates m: the microphone's window, its delay changing by `drift` per sample, lines
+        up with ref[m:] at its end (the delay there is span - LEAD - m samples); the best
+        normalized correlation of each of up to CANDIDATES regions (a pitch period apart or more),
+        down to half MIN_CORRELATION (a drift not yet tracked smears it: `_fit` judges each by
+        what it removes). A drifting echo is time-scaled: so is the window first."""
+        size = len(mic)
+        if drift != 0.0:         # mic[j] came from the reference (1 - drift) j later: undo that
+            at = size + (np.arange(size) - size) / (1.0 - drift)
+            mic = np.interp(at, np.arange(size), mic.astype(np.float64), left=0.0)
+        n = 1 << int(np.ceil(np.log2(len(ref) + size)))
+        # corr[m] = sum_j ref[j + m] * mic[j]: the microphone lags the reference by max_lag - m
+        corr = np.fft.irfft(np.fft.rfft(ref, n) * np.fft.rfft(mic, n).conj(), n)[:span + 1]
+        power = np.concatenate([[0.0], np.cumsum(ref.astype(np.float64) ** 2)])
+        energy = np.sqrt(power[size:size + span + 1] - power[:span + 1] + 1e-9)
+        norm = corr / (energy * (np.linalg.norm(mic) + 1e-9))
+        norm[energy ** 2 < size * SILENT ** 2] = 0.0        # a lag that aligns with silence
+        found: List[int] = []
+        for m in np.argsort(norm)[::-1][:256]:
+            if norm[m] < MIN_CORRELATION / 2 or len(found) == CANDIDATES:
+                break
+            if all(abs(int(m) - f) > APART for f in found):
+                found.append(int(m))
+        return found
+
+    def _track(self, at: int, delay: int) -> float:
+        """The drift of the delays found over the last DRIFT_SECONDS (the median of their pairwise
+        slopes, at least DRIFT_SPAN apart: one found a pitch period off does not move it)."""
+        if self.model is not None and abs(delay - float(self.model.delays(np.array([at]))[0])) > \
+                JUMP + MAX_DRIFT * abs(at - self.model.at):
+            self._found.clear()              # a jump (an underrun, a buffer moved) is not a drift
+        self._found.append((at, delay))
+        while self._found and self._found[0][0] < at - DRIFT_SECONDS * RATE:
+            self._found.popleft()
+        found = list(self._found)
+        slopes = [(d2 - d1) / (t2 - t1) for i, (t1, d1) in enumerate(found)
+                  for t2, d2 in found[i + 1:] if t2 - t1 >= DRIFT_SPAN * RATE]
+        if len(slopes) < 3:
+            return self.model.drift if self.model is not None else 0.0
+        return float(np.clip(np.median(slopes), -MAX_DRIFT, MAX_DRIFT))
 
     def _hindsight_db(self, a: int, b: int) -> Optional[float]:
         """The residue over session samples [a, b), in dB against the echo, had the echo path
@@ -270,7 +378,9 @@ class EchoCanceller:
         if a < end - self._mic.size or b > end or b - a < HINDSIGHT_PIECE:
             return None
         starts = [min(lo, b - HINDSIGHT_PIECE) for lo in range(a, b, HINDSIGHT_PIECE)]  # the last overlaps
-        models = [self._fit(self._mic.read(lo, HINDSIGHT_PIECE), lo + HINDSIGHT_PIECE) for lo in starts]
+        drift = self.model.drift if self.model is not None else 0.0      # a piece is too short to track its own
+        drifts = [drift] + [drift + d for d in HINDSIGHT_DRIFTS]
+        models = [self._fit(self._mic.read(lo, HINDSIGHT_PIECE), lo + HINDSIGHT_PIECE, drifts) for lo in starts]
         fitted = [i for i, model in enumerate(models) if model is not None]
         if not fitted:
             return None
