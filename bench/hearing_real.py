@@ -95,8 +95,9 @@ def synthetic(split: str) -> list:
 def sets(items: list, split: str, data: Path) -> dict:
     """name -> list of (id, audio builder args, info) for every measured set of one split."""
     out: dict = defaultdict(list)
-    if synthetic(split):
-        out["synthetic_keyword"] = synthetic(split)
+    made = synthetic(split)
+    if made:
+        out["synthetic_keyword"] = made
     for x in items:
         if x["split"] != split:
             continue

@@ -67,11 +67,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from voicecoach.hearing import sphinx_available, sphinx_missing
-    from voicecoach.hearing.learned import Model
+    from voicecoach.hearing.learned import Model, unknown as unlearned
     from voicecoach.routine import RoutineError, vocabulary
     bad = missing = 0
     sphinx = sphinx_available()
-    labels = set() if sphinx else set(Model.load().labels)
+    model = None if sphinx else Model.load()
     for path in args.files:
         try:
             routine = load_routine(path)
@@ -84,7 +84,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             from voicecoach.hearing.sphinx import unknown_words
             unknown = unknown_words(phrases)
         else:   # 32-bit ARM: only the learned spotter's words can be heard (and they are all known)
-            other = [p for p in phrases if p.lower() not in labels]
+            other = unlearned(phrases, model)
             if other:
                 print(f"{path}: listen: {sphinx_missing(other)}", file=sys.stderr)
                 missing += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from voicecoach.hearing.enroll import load_enrollment
-from voicecoach.hearing.learned import LearnedSpotter, Model, covers
+from voicecoach.hearing.learned import LearnedSpotter, Model, unknown
 from voicecoach.hearing import ENGINES, sphinx_available, sphinx_missing
 from voicecoach.hearing.words import Keyword, Spotter
 
@@ -20,11 +20,11 @@ def make_spotter(keywords: Sequence[Keyword], engine: str = "auto") -> Spotter:
     other: list[str] = []
     if engine != "pocketsphinx":
         model = Model.load()
-        if covers(keywords, model):
+        other = unknown((k.phrase for k in keywords), model)
+        if not other:
             return LearnedSpotter(keywords, model, load_enrollment())
         if engine == "learned":
             raise ValueError("the learned engine knows only the default words; use --engine pocketsphinx")
-        other = [k.phrase for k in keywords if k.phrase.lower() not in model.labels]
     if not sphinx_available():
         raise sphinx_missing(other)
     from voicecoach.hearing.sphinx import PocketsphinxSpotter, Tuning   # here: it imports pocketsphinx

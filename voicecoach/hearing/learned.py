@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from importlib import resources
 from io import BytesIO
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -203,10 +203,15 @@ def _average(nets: Tuple[Net, ...], x: np.ndarray) -> np.ndarray:
     return np.mean([net.probabilities(x) for net in nets], axis=0)
 
 
+def unknown(phrases: Iterable[str], model: Optional[Model] = None) -> List[str]:
+    """The phrases the learned model has no label for (only pocketsphinx can hear them)."""
+    labels = set((model or Model.load()).labels)
+    return [p for p in phrases if p.lower() not in labels]
+
+
 def covers(keywords: Sequence[Keyword], model: Optional[Model] = None) -> bool:
     """Whether the learned model knows every phrase of this vocabulary."""
-    labels = set((model or Model.load()).labels)
-    return all(k.phrase.lower() in labels for k in keywords)
+    return not unknown((k.phrase for k in keywords), model)
 
 
 class LearnedSpotter:
