@@ -281,7 +281,7 @@ class EchoCanceller:
         if not drifts:
             drifts = [tracked.drift if tracked is not None else 0.0]
         paths = [Path(max_lag - m, np.zeros(2 * HALF + 1, np.float32), drift, mic_end)
-                 for drift in drifts for m in self._delay(ref, mic, span, drift)]
+                 for drift, m in self._delays(ref, mic, span, drifts)]
         if tracked is not None and paths:     # where the path tracked so far puts it now
             paths.append(Path(int(round(float(tracked.delays(np.array([mic_end]))[0]))),
                               tracked.taps, tracked.drift, mic_end))
@@ -325,30 +325,37 @@ class EchoCanceller:
         return left, path._replace(taps=taps.astype(np.float32))
 
     @staticmethod
-    def _delay(ref: np.ndarray, mic: np.ndarray, span: int, drift: float) -> List[int]:
-        """Candidates m: the microphone's window, its delay changing by `drift` per sample, lines
-        up with ref[m:] at its end (the delay there is span - LEAD - m samples); the best
-        normalized correlation of each of up to CANDIDATES regions (a pitch period apart or more),
-        down to half MIN_CORRELATION (a drift not yet tracked smears it: `_fit` judges each by
-        what it removes). A drifting echo is time-scaled: so is the window first."""
+    def _delays(ref: np.ndarray, mic: np.ndarray, span: int, drifts: Sequence[float]) -> List[Tuple[float, int]]:
+        """(drift, m) candidates for each of `drifts`: the microphone's window, its delay changing
+        by the drift per sample, lines up with ref[m:] at its end (the delay there is span - LEAD - m
+        samples); the best normalized correlation of each of up to CANDIDATES regions (a pitch period
+        apart or more), down to half MIN_CORRELATION (a drift not yet tracked smears it: `_fit`
+        judges each by what it removes). A drifting echo is time-scaled: so is the window first.
+        The reference's spectrum and energies are the same for every drift: computed once."""
         size = len(mic)
-        if drift != 0.0:         # mic[j] came from the reference (1 - drift) j later: undo that
-            at = size + (np.arange(size) - size) / (1.0 - drift)
-            mic = np.interp(at, np.arange(size), mic.astype(np.float64), left=0.0)
         n = 1 << int(np.ceil(np.log2(len(ref) + size)))
-        # corr[m] = sum_j ref[j + m] * mic[j]: the microphone lags the reference by max_lag - m
-        corr = np.fft.irfft(np.fft.rfft(ref, n) * np.fft.rfft(mic, n).conj(), n)[:span + 1]
+        spectrum = np.fft.rfft(ref, n)
         power = np.concatenate([[0.0], np.cumsum(ref.astype(np.float64) ** 2)])
         energy = np.sqrt(power[size:size + span + 1] - power[:span + 1] + 1e-9)
-        norm = corr / (energy * (np.linalg.norm(mic) + 1e-9))
-        norm[energy ** 2 < size * SILENT ** 2] = 0.0        # a lag that aligns with silence
-        found: List[int] = []
-        for m in np.argsort(norm)[::-1][:256]:
-            if norm[m] < MIN_CORRELATION / 2 or len(found) == CANDIDATES:
-                break
-            if all(abs(int(m) - f) > APART for f in found):
-                found.append(int(m))
-        return found
+        silent = energy ** 2 < size * SILENT ** 2            # a lag that aligns with silence
+        out: List[Tuple[float, int]] = []
+        for drift in drifts:
+            window = mic
+            if drift != 0.0:     # mic[j] came from the reference (1 - drift) j later: undo that
+                at = size + (np.arange(size) - size) / (1.0 - drift)
+                window = np.interp(at, np.arange(size), mic.astype(np.float64), left=0.0)
+            # corr[m] = sum_j ref[j + m] * mic[j]: the microphone lags the reference by max_lag - m
+            corr = np.fft.irfft(spectrum * np.fft.rfft(window, n).conj(), n)[:span + 1]
+            norm = corr / (energy * (np.linalg.norm(window) + 1e-9))
+            norm[silent] = 0.0
+            found: List[int] = []
+            for m in np.argsort(norm)[::-1][:256]:
+                if norm[m] < MIN_CORRELATION / 2 or len(found) == CANDIDATES:
+                    break
+                if all(abs(int(m) - f) > APART for f in found):
+                    found.append(int(m))
+            out += [(drift, m) for m in found]
+        return out
 
     def _track(self, at: int, delay: int) -> float:
         """The drift of the delays found over the last DRIFT_SECONDS (the median of their pairwise
