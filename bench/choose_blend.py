@@ -1,7 +1,8 @@
 """Choose the head's share and the thresholds for a model on the `tune` split only
 (bench/make_training_data.py: Kokoro's two tune voices, the tune callers and speakers), never
 on `test`. The rule: hear the safety words at least as often as the packaged model does there
-(within 0.01), and people's "stop" and the Kokoro "stop" as often (within 0.05); of those, the
+(within 0.01), and people's "stop" (and at least PEOPLE_STOP), the Kokoro "stop" and the safety
+words said over the coach's voice (bench/over_coach.py) as often (within 0.05); of those, the
 fewest false stops per hour of running speech (WUW tune callers and the Kokoro tune voices'
 sentences together), then the fewest people's words and confusables stopping. Then each of
 "stop" and "safety" may take a threshold of its own, by the same rule. The safety words in
@@ -29,6 +30,9 @@ from voicecoach.hearing.learned import Model  # noqa: E402
 BLENDS = (0.3, 0.5, 0.7, 0.85, 1.0)
 THRESHOLDS = tuple(round(0.1 + 0.05 * i, 2) for i in range(16))     # 0.10 .. 0.85
 OWN = ("stop", "safety")             # actions that may take a threshold of their own
+PEOPLE_STOP = 0.9
+"""People's "stop" heard on tune at least this often, however poorly the packaged model hears it
+(the goal is 0.95; with a baseline of 0.67 the rule once bought 4 false stops an hour with 0.8)."""
 
 
 def figures(res: dict) -> dict:
@@ -37,7 +41,8 @@ def figures(res: dict) -> dict:
     running = [res[k] for k in ("wuw_running_false_stops_per_hour", "kokoro_sentence_false_stops_per_hour") if k in res]
     stops, hours = sum(r["k"] for r in running), sum(r["hours"] for r in running)
     synthetic = res.get("synthetic_recall", {}).get("action safety", {}).get("value")
-    return {"safety": rec["action safety"]["value"], "synthetic_safety": synthetic,
+    over = res.get("kokoro_over_coach_recall", {}).get("action safety", {}).get("value")
+    return {"safety": rec["action safety"]["value"], "synthetic_safety": synthetic, "over_coach_safety": over,
             "kokoro_stop": rec.get("action stop", {}).get("value"),
             "people_stop": res["people_stop_recall"]["value"], "running_per_hour": round(stops / hours, 1),
             "people_words": res["people_words_stopping"]["value"],
@@ -46,8 +51,10 @@ def figures(res: dict) -> dict:
 
 def best(rows: list, base: dict) -> dict | None:
     """The rule (module docstring) over measured rows."""
-    fit = [r for r in rows if r["safety"] >= base["safety"] - 0.01 and r["people_stop"] >= base["people_stop"] - 0.05
-           and (r["kokoro_stop"] or 0) >= (base["kokoro_stop"] or 0) - 0.05]
+    fit = [r for r in rows if r["safety"] >= base["safety"] - 0.01
+           and r["people_stop"] >= max(base["people_stop"] - 0.05, PEOPLE_STOP)
+           and (r["kokoro_stop"] or 0) >= (base["kokoro_stop"] or 0) - 0.05
+           and (r["over_coach_safety"] or 0) >= (base["over_coach_safety"] or 0) - 0.05]
     return min(fit, key=lambda r: (r["running_per_hour"], r["people_words"] + r["confusables"], -r["safety"])) if fit else None
 
 

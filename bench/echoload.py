@@ -11,8 +11,8 @@ in a leg, stop at once.", after the opening line's "pain" and "stop") and whose 
 - own voice: nobody speaks; it must complete (exit 0). The speaker's monitor is recorded and
   each count the timeline says was played is looked for there (a sound starting from 0.1 s
   before to 0.3 s after its place): how many of --hold were heard, and their spacing;
-- pain: a person's "pain" (espeak-ng, another voice, as loud as the coach at 0 dB, 10 dB under
-  it at +10) is played into the microphone 0.3 s after the coach says "three"; it must stop
+- pain: a person's "pain" (espeak-ng, another voice, or --person's WAV made as loud; as loud as the
+  coach at 0 dB, 10 dB under it at +10) is played into the microphone 0.3 s after the coach says "three"; it must stop
   for safety on "pain" (exit 3). A session of either kind that ends before the person spoke is
   a self-stop.
 With --busy N, N `python3 -c 'while True: pass'` run at normal priority throughout. With
@@ -185,6 +185,17 @@ def summarise(rows: List[dict], hold: int) -> Dict[str, object]:
     }
 
 
+def as_loud(voice: Path, like: Path, out: Path) -> Path:
+    """`voice` scaled to the loudness of `like` (mean power within 20 dB of the peak)."""
+    def power(x: np.ndarray) -> float:
+        x = x.astype(np.float64)
+        return float(np.mean(x[np.abs(x) > 0.1 * np.abs(x).max()] ** 2))
+    said = read_wav(voice).astype(np.float64)
+    said *= np.sqrt(power(read_wav(like)) / power(said))
+    write_wav(out, np.clip(said, -32768, 32767).astype(np.int16))
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--coupling", choices=sorted(COUPLINGS), required=True)
@@ -197,9 +208,12 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="keep each session's recording and timeline under this folder")
     parser.add_argument("--trace", type=Path, help="record each session's canceller inputs, speaker writes and "
                         "both monitors under this folder (bench/echotrace.py)")
+    parser.add_argument("--person", type=Path, help="the person's \"pain\" from this WAV (16 kHz), made as loud as "
+                        "espeak-ng's (default: espeak-ng's own, another voice than the coach's)")
     parser.add_argument("--summary", action="store_true", help="only summarise what the condition's file holds")
     args = parser.parse_args()
     name = (f"echoload-{args.coupling}-busy{args.busy}-hold{args.hold}" + ("-unprivileged" if args.unprivileged else "")
+            + (f"-{args.person.stem}" if args.person else "")
             + (f"-{args.label}" if args.label else ""))
     path = OUT / f"{name}.jsonl"
     if not args.summary:
@@ -211,6 +225,8 @@ def main() -> int:
             traced = args.trace / name / time.strftime("%Y%m%d-%H%M%S") if args.trace else None
             routine = write_routine(work, args.hold, SETUP)
             pain_wav = person_says("pain", work / "pain.wav")
+            if args.person:
+                pain_wav = as_loud(args.person, pain_wav, work / "person.wav")
             for i in range(args.trials):
                 for person in (False, True):
                     row = session(pulse, work, routine, pain_wav, args.coupling, person,

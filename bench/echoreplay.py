@@ -10,7 +10,11 @@ lines after that point). Per session: the words heard with their residue (`left_
 them would stop the session (a safety word or "stop" not taken for the coach's own voice), and
 the canceller's online reduction over the coach's speech (microphone against cleaned power
 where the coach played, after its first second).
-Usage: .venv/bin/python bench/echoreplay.py TRACE_DIR [TRACE_DIR ...]
+With --person LIST each recorded own-voice session is heard again with a person's word (the
+WAVs LIST names, in turn) added to the microphone 0.3 s after "three", --person-db (default
+-10) against the coach's echo there: a held-out voice over the counting, the same audio for
+every model compared.
+Usage: .venv/bin/python bench/echoreplay.py [--model SPOTTER.npz] [--person LIST [--person-db DB]] TRACE_DIR ...
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ from common import write_routine  # noqa: E402
 from echoload import SETUP  # noqa: E402
 
 from voicecoach import load_routine  # noqa: E402
-from voicecoach.audio import FRAME, FRAME_SECONDS, RATE  # noqa: E402
+from voicecoach.audio import FRAME, FRAME_SECONDS, RATE, read_wav  # noqa: E402
 from voicecoach.coach import CONTROL_MARGIN, is_own_voice  # noqa: E402
 from voicecoach.hearing.echo import EchoCanceller, mostly_echo, only_echo  # noqa: E402
 from voicecoach.hearing.engines import make_spotter  # noqa: E402
+from voicecoach.hearing.learned import LearnedSpotter, Model  # noqa: E402
 from voicecoach.launch import render  # noqa: E402
 from voicecoach.playback import Player  # noqa: E402
 from voicecoach.routine import vocabulary  # noqa: E402
@@ -66,16 +71,35 @@ def own_voice(word: str, action: str, start: float, end: float, echo_db: Optiona
     return any(is_own_voice(p, said) for p in [word] + family)
 
 
-def replay(trace: Path, routine, clips: Dict[str, object]) -> dict:
-    t = np.load(trace)
+def add_person(t: dict, three: float, voice: np.ndarray, person_db: float) -> np.ndarray:
+    """The microphone frames with a person's word added 0.3 s after the coach's "three" (as
+    bench/echoload.py plays it), `person_db` against the loudness of the coach's echo in the
+    second after "three": what the microphone would have heard had the person spoken then."""
+    mic = t["mic"].reshape(-1, FRAME).astype(np.float64)
+    at = int(np.searchsorted(t["mic_counted"], three + 0.3))
+    echo = mic[at - 30:at + 70].ravel()
+    def loud(a: np.ndarray) -> float:
+        return float(np.mean(a[np.abs(a) > 0.1 * np.abs(a).max()] ** 2)) if np.abs(a).max() > 0 else 1.0
+    gain = np.sqrt(loud(echo) * 10 ** (person_db / 10) / loud(voice.astype(np.float64)))
+    flat = mic.ravel()
+    n = min(len(voice), len(flat) - at * FRAME)
+    flat[at * FRAME:at * FRAME + n] += gain * voice[:n]
+    return np.clip(flat, -32768, 32767).astype(np.int16).reshape(-1, FRAME)
+
+
+def replay(trace: Path, routine, clips: Dict[str, object], model: Optional[Path] = None,
+           voice: Optional[np.ndarray] = None, person_db: float = -10.0) -> dict:
+    t = dict(np.load(trace))
     events = [json.loads(line) for line in trace.with_suffix(".jsonl").read_text().splitlines()
               if line.endswith("}")]
     ended = next((e for e in events if e["type"] == "ended"), {"at": 1e9})
     person = trace.name.startswith("pain")
     three = next((e["at"] for e in events if e["type"] == "say" and e["text"] == "three"), None)
+    if voice is not None and three is not None and not person:
+        t["mic"], person = add_person(t, three, voice, person_db), True
     player = spoken(events, clips)
     keywords = vocabulary(routine)
-    spotter = make_spotter(keywords, "auto")
+    spotter = LearnedSpotter(keywords, Model.load(model)) if model else make_spotter(keywords, "auto")
     canceller = EchoCanceller()
     played, mic = t["played"].reshape(-1, FRAME), t["mic"].reshape(-1, FRAME)
     order = sorted([(a, 0, i) for i, a in enumerate(t["played_at"])] + [(a, 1, i) for i, a in enumerate(t["mic_at"])])
@@ -103,31 +127,50 @@ def replay(trace: Path, routine, clips: Dict[str, object]) -> dict:
             persons = person and three is not None and start > three - 0.3 and d.word.startswith("pain")
             heard.append({"word": d.word, "start": round(start, 2), "echo_db": None if db is None else round(db, 1),
                           "own": own, "stops": not own and d.action in ("safety", "stop"), "persons": persons})
+    before_person = [h for h in heard if h["stops"] and (three is None or h["start"] <= three - 0.3)]
     stops = [h for h in heard if h["stops"] and not h["persons"]]
     pain = [h for h in heard if h["persons"]]
     live = [e for e in events if e["type"] in ("heard", "discounted")]
     return {"session": f"{trace.parent.name}/{trace.stem}", "live_end": (ended.get("outcome"), ended.get("word")),
             "self_stop": bool(stops), "first": stops[0] if stops else None,
             "person_heard": None if not person else [(h["echo_db"], h["stops"]) for h in pain],
+            # the session ends for safety once the person has spoken (whichever word it heard)
+            "person_stopped": None if not person else any(h["stops"] for h in heard) and not before_person,
             "reduction_db": round(10 * np.log10(before / max(removed, 1.0)), 1) if before else None,
             "heard": heard, "live_heard": [(e["word"], e["type"], round(e["echo_db"], 1) if e["echo_db"] is not None
                                             else None) for e in live]}
 
 
 def main() -> int:
-    traces = sorted(p for d in sys.argv[1:] for p in Path(d).glob("*.npz") if not p.stem.endswith("-monitors"))
+    args = sys.argv[1:]
+    model, voices, person_db = None, [], -10.0
+    while args[:1] and args[0].startswith("--"):
+        if args[0] == "--model":      # another spotter model than the packaged one (bench/choose_blend.py)
+            model = Path(args[1])
+        elif args[0] == "--person":   # a file listing WAVs: one is added to each own-voice session in turn
+            voices = [read_wav(Path(p)) for p in Path(args[1]).read_text().split()]
+        elif args[0] == "--person-db":
+            person_db = float(args[1])
+        args = args[2:]
+    traces = sorted(p for d in args for p in Path(d).glob("*.npz") if not p.stem.endswith("-monitors"))
+    if voices:                        # the recorded own-voice sessions, each with a person's word added
+        traces = [p for p in traces if p.stem.startswith("own")]
     with tempfile.TemporaryDirectory() as work:
         routine = load_routine(write_routine(Path(work), 5, SETUP))
     clips = render(routine, PersonSettings().voice_for(routine))
     rows = []
-    for trace in traces:
-        row = replay(trace, routine, clips)
+    for n, trace in enumerate(traces):
+        row = replay(trace, routine, clips, model, voices[n % len(voices)] if voices else None, person_db)
         rows.append(row)
         first = row["first"]
         print(f"{row['session']:28s} live {row['live_end']}  replay: "
               f"{'SELF-STOP ' + first['word'] + ' ' + str(first['echo_db']) if first else 'no self-stop'}"
-              f"  reduction {row['reduction_db']} dB" + (f"  person's pain {row['person_heard']}" if row["person_heard"] is not None else ""),
+              f"  reduction {row['reduction_db']} dB" + (f"  person's pain {row['person_heard']}"
+                                                          f" stopped {row['person_stopped']}" if row["person_heard"] is not None else ""),
               flush=True)
+    persons = [r for r in rows if r["person_stopped"] is not None]
+    if persons:
+        print(f"stopped for safety after the person spoke: {sum(r['person_stopped'] for r in persons)}/{len(persons)}")
     print(f"self-stops in replay: {sum(r['self_stop'] for r in rows)}/{len(rows)}; live: "
           f"{sum(r['live_end'][0] != 'completed' and not (r['session'].split('/')[-1].startswith('pain') and r['live_end'][1] == 'pain') for r in rows)}/{len(rows)}")
     return 0

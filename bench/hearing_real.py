@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from hearing import count_interval, wilson  # noqa: E402
 from make_speech import background, room  # noqa: E402
+import over_coach  # noqa: E402
 
 from voicecoach.audio import FRAME, RATE, read_wav  # noqa: E402
 from voicecoach.hearing.embedding import STEPS  # noqa: E402
@@ -43,6 +44,9 @@ already in a room): a retrained head must not lose the unusual voices the old on
 ACTION = {k.phrase: k.action for k in default_keywords()}
 STOPS = ("safety", "stop")
 """Actions that end a session: a false one of these is a false stop."""
+OVER_COACH_DB = (0.0, 10.0)
+"""The `kokoro_over_coach` set: the held-out voices' keywords with the coach talking across them,
+the person 0-10 dB above its voice (the canceller's residue at +10 dB coupling, and less)."""
 
 
 # -- the clips measured --------------------------------------------------------------------------
@@ -106,6 +110,8 @@ def sets(items: list, split: str, data: Path) -> dict:
                     "sentence": "kokoro_sentence"}.get(x["kind"])
             if kind:
                 out[kind].append(x)
+            if kind == "kokoro_keyword":
+                out["kokoro_over_coach"].append(x)
         elif x["source"] in ("commands", "commands-v2") and x["kind"] == "word":
             out["people_stop" if x["word"] == "stop" else "people_words"].append(x)
         elif x["source"] in ("wuw", "ljspeech"):
@@ -161,12 +167,19 @@ def trace(audio: np.ndarray) -> dict:
             "emb": np.array(embs, np.float16).reshape(-1, 96)}
 
 
+_coach: list = []
+
+
 def _trace_one(args: tuple) -> dict:
-    path, key, degrade_it, noises_split, data = args
+    path, key, degrade_it, noises_split, data, over = args
     audio = read_wav(Path(data) / path)
     lead = 0.0
     if degrade_it:
         audio, lead = degrade(audio, key, _noises(noises_split, data))
+    if over:
+        if not _coach:
+            _coach.extend(over_coach.bank())
+        audio = over_coach.mix(audio, key, _coach, OVER_COACH_DB)
     out = trace(audio)
     out["lead"] = lead
     return out
@@ -202,7 +215,7 @@ def traces(name: str, clips: list, split: str, data: Path, workers: int, model: 
             if all(i in known for i in z["ids"]):
                 return [known[i] for i in z["ids"]], list(z["traces"])
     degrade_it = name.startswith("kokoro")
-    jobs = [(c["path"], i, degrade_it, split, str(data)) for c, i in zip(clips, ids)]
+    jobs = [(c["path"], i, degrade_it, split, str(data), name == "kokoro_over_coach") for c, i in zip(clips, ids)]
     t0 = time.time()
     with get_context("spawn").Pool(workers, initializer=_init, initargs=(model,)) as pool:
         out = pool.map(_trace_one, jobs, chunksize=4)
@@ -301,9 +314,11 @@ def measure(model: Model, blend: float, threshold: dict, data: dict, start: np.n
     def stops(found: list) -> int:
         return sum(a in STOPS for _, a, _ in found)
 
-    if "kokoro_keyword" in data:
+    for name in ("kokoro_keyword", "kokoro_over_coach"):
+        if name not in data:
+            continue
         hits, totals, delays = Counter(), Counter(), []
-        for c, tr, found in zip(*data["kokoro_keyword"], dec["kokoro_keyword"]):
+        for c, tr, found in zip(*data[name], dec[name]):
             end = tr["lead"] + c["word_end"]
             heard = any(a == c["action"] and t <= end + 0.5 for _, a, t in found)
             if heard and c["action"] == "safety":
@@ -312,6 +327,9 @@ def measure(model: Model, blend: float, threshold: dict, data: dict, start: np.n
             for key in (c["word"], f"all {where}", f"action {c['action']}", "all"):
                 totals[key] += 1
                 hits[key] += heard
+        if name == "kokoro_over_coach":
+            res["kokoro_over_coach_recall"] = {k: share(hits[k], totals[k]) for k in sorted(totals)}
+            continue
         res["kokoro_recall"] = {k: share(hits[k], totals[k]) for k in sorted(totals)}
         if delays:      # from the word's end (Kokoro's, aligned) to the detection, on the stream's clock
             res["safety_delay_s"] = {q: round(float(np.percentile(delays, p)), 3) for q, p in
@@ -393,8 +411,10 @@ def main() -> None:
     blend = model.blend if args.blend is None else args.blend
     thr = model.threshold if args.threshold is None else args.threshold
     data = load_all(args.data, args.split, args.workers, args.model, tuple(args.sets), args.pinned)
-    res = measure(model, blend, {a: thr for a in set(ACTION.values())}, data, primed(), args.gate)
-    res["model"] = {"path": str(args.model or "packaged"), "blend": blend, "threshold": thr, "gate": args.gate,
+    # the model's own threshold per action (Model.actions) unless one is given for all
+    every = {a: (model.threshold_for(a) if args.threshold is None else thr) for a in set(ACTION.values())}
+    res = measure(model, blend, every, data, primed(), args.gate)
+    res["model"] = {"path": str(args.model or "packaged"), "blend": blend, "threshold": every, "gate": args.gate,
                     "split": args.split, "nets_alone": args.nets_alone}
     text = json.dumps(res, indent=1)
     if args.out:

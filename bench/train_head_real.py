@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from hearing_real import DATA, manifest, noise_bank  # noqa: E402
 from make_speech import background, room  # noqa: E402
+import over_coach  # noqa: E402
 from train_head import train  # noqa: E402
 
 from voicecoach.audio import FRAME, RATE, read_wav, resample  # noqa: E402
@@ -41,6 +42,8 @@ POSITIVE = (0.0, 0.26)      # s after the keyword's end: the keyword (as bench/t
 AFTER, BEFORE = 0.5, -1.0   # from this long after it, and before this: nothing
 COPIES = {"kokoro keyword": 3, "kokoro other": 1, "stop": 8, "word": 2, "running": 2, "digits": 1, "noise": 1}
 """Augmented copies per clip, by kind: the rare real "stop" most, running speech twice."""
+OVER_COACH_DB = (-6.0, 12.0)
+"""A clip over the coach's voice (--overlap, bench/over_coach.py): the person this many dB above it."""
 
 
 def augment(x: np.ndarray, key: str, noises: list) -> tuple:
@@ -66,8 +69,9 @@ def augment(x: np.ndarray, key: str, noises: list) -> tuple:
     return np.clip(y, -32768, 32767).astype(np.int16), lead / RATE, stretch
 
 
-def jobs(items: list) -> list:
-    """(key, path, label, keyword end in the clean clip or -1, kind) for every augmented copy."""
+def jobs(items: list, overlap: int = 0) -> list:
+    """(key, path, label, keyword end in the clean clip or -1, kind) for every augmented copy;
+    `overlap` more of each Kokoro clip over the coach's voice (key "...#oN")."""
     out = []
     for x in items:
         if x["split"] != "train":
@@ -92,6 +96,9 @@ def jobs(items: list) -> list:
             continue
         for c in range(COPIES[kind]):
             out.append((f"{x.get('id', x['path'])}#{c}", x["path"], label, end, kind))
+        if x["source"] == "kokoro":
+            for c in range(overlap):
+                out.append((f"{x.get('id', x['path'])}#o{c}", x["path"], label, end, kind + " over coach"))
     return out
 
 
@@ -105,12 +112,14 @@ def word_end(x: np.ndarray) -> float:
 
 _embedder = None
 _noise = None
+_coach: list = []
 
 
-def _init(data: str) -> None:
-    global _embedder, _noise
+def _init(data: str, overlap: bool) -> None:
+    global _embedder, _noise, _coach
     _embedder = Embedder()
     _noise = noise_bank(manifest(Path(data)), "train", Path(data))
+    _coach = over_coach.bank() if overlap else []
 
 
 def feature_path(data: Path, key: str) -> Path:
@@ -127,6 +136,8 @@ def _features(args: tuple) -> tuple:
     if end == -2.0:
         end = word_end(clean)
     audio, lead, stretch = augment(clean, key, _noise)
+    if "#o" in key:
+        audio = over_coach.mix(audio, key, _coach, OVER_COACH_DB)
     emb, _ = _embedder.clip(np.concatenate([audio, np.zeros(RATE, np.int16)]))
     at = lead + end * stretch if end >= 0 else -1.0
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -140,7 +151,8 @@ def features(data: Path, todo: list, workers: int) -> dict:
     """key -> (embeddings, keyword end s) for every job (made where missing)."""
     t0 = time.time()
     args = [(k, p, lab, e, str(data)) for k, p, lab, e, _ in todo]
-    with get_context("spawn").Pool(workers, initializer=_init, initargs=(str(data),)) as pool:
+    overlap = any("#o" in k for k, *_ in todo if not feature_path(data, k).exists())
+    with get_context("spawn").Pool(workers, initializer=_init, initargs=(str(data), overlap)) as pool:
         for n, _ in enumerate(pool.imap_unordered(_features, args, chunksize=16)):
             if n % 2000 == 0:
                 print(f"features: {n}/{len(args)} in {time.time() - t0:.0f} s", flush=True)
@@ -212,12 +224,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--features-only", action="store_true")
     ap.add_argument("--made-only", action="store_true", help="train on the clips already embedded (while more are made)")
+    ap.add_argument("--overlap", type=int, default=0, help="copies of each Kokoro clip over the coach's voice")
     ap.add_argument("--espeak", type=int, default=0, help="also bench/train_head.py's clips, this many per word")
     ap.add_argument("--out", type=Path, default=DATA.parent / "models" / "head-real.npz")
     args = ap.parse_args()
     model = Model.load()
     labels = list(model.labels)
-    todo = jobs(manifest(args.data))
+    todo = jobs(manifest(args.data), args.overlap)
     if args.made_only:
         todo = [j for j in todo if feature_path(args.data, j[0]).exists()]
     kinds = {}
