@@ -48,9 +48,10 @@ def test_the_same_frames_after_reset_give_the_same_windows() -> None:
     assert all(np.array_equal(a, b) for a, b in zip(first, streamed(embedder, audio)))
 
 
-def test_the_packaged_model_blends_an_embedding_head(tmp_path: Path) -> None:
+def test_the_packaged_model_has_an_embedding_head(tmp_path: Path) -> None:
+    """The head has the whole score (blend 1: the nets are not run where it can) or a share."""
     model = Model.load()
-    assert model.head and 0 < model.blend < 1
+    assert model.head and 0 < model.blend <= 1
     assert model.head_probabilities(np.zeros((2, STEPS, DIMS), np.float32)).shape == (2, len(model.labels))
     path = tmp_path / "m.npz"
     replace(model, blend=0.5).save(path)

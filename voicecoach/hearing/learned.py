@@ -5,9 +5,11 @@ no threshold both hears them and ignores a person counting (bench/hearing.py). T
 is trained for exactly this vocabulary (bench/train_spotter.py: espeak-ng and flite voices,
 sped and slowed, with noise and reverb, against confusable words, counting, everyday speech
 and people's recordings) and runs every 30 ms on the stream; its weights ship in the package
-(data/spotter.npz, ~1.5 MB) and run in numpy. A small head over speech embeddings
-(embedding.py, every 80 ms; bench/train_head.py), which learned speech from real voices, has a
-share of each score. A person's enrolled takes (enroll.py) may confirm a word it was unsure of."""
+(data/spotter.npz, ~2.3 MB) and run in numpy. A small head over speech embeddings
+(embedding.py, every 80 ms; bench/train_head_real.py: neural voices and real people), which
+learned speech from real voices, has a share of each score (`blend`; the packaged model gives it
+all, and the nets run only where onnxruntime is missing). A person's enrolled takes (enroll.py)
+may confirm a word it was unsure of."""
 
 from __future__ import annotations
 
@@ -32,7 +34,10 @@ EVERY = 3               # frames between evaluations (30 ms)
 SMOOTH = 3              # evaluations averaged before a threshold is applied
 HEAD_SMOOTH = 2         # the embedding head's evaluations (80 ms apart) averaged
 REFRACTORY = 1.0        # seconds during which one action is not reported again
-ENROLLED_FLOOR = 0.2    # a score from which the person's enrolled takes may confirm a word
+ENROLLED_FLOOR = 0.2    # a score from which the person's enrolled takes may confirm a word (or
+                        # half the action's trained threshold, where that is lower)
+ENROLLED_WITHIN = 10    # evaluations (0.3 s) over which that score may have come: the head peaks
+                        # near the word's end, the takes match a window ending 0.05-0.3 s after it
 BACKGROUND = 300        # frames (3 s) in which a room is heard before digital silence
 DIGITAL_SILENCE = 1     # a frame no sample of which is louder than this (int16) is digital silence
 
@@ -226,6 +231,7 @@ class LearnedSpotter:
         self.keywords: Dict[str, Keyword] = {k.phrase.lower(): k for k in keywords}
         self._index = {p: self.model.labels.index(p) for p in self.keywords}
         self._thresholds = {p: self._threshold(k) for p, k in self.keywords.items()}
+        self._floors = {p: min(ENROLLED_FLOOR, 0.5 * self.model.threshold_for(k.action)) for p, k in self.keywords.items()}
         self._actions: Dict[str, List[int]] = {}
         for p, k in self.keywords.items():
             self._actions.setdefault(k.action, []).append(self._index[p])
@@ -251,6 +257,7 @@ class LearnedSpotter:
         self._head_recent: List[np.ndarray] = []
         self._head = np.eye(len(self.model.labels))[0]     # the head's smoothed score: "nothing" yet
         self._last: Dict[str, float] = {}
+        self._leaning: List[np.ndarray] = []               # the last ENROLLED_WITHIN scores
         if self._embedder is not None:
             self._embedder.reset()
 
@@ -292,6 +299,8 @@ class LearnedSpotter:
         return out
 
     def _decide(self, t: float, smooth: np.ndarray) -> List[Detection]:
+        if self.enrollment is not None:
+            self._leaning = (self._leaning + [smooth])[-ENROLLED_WITHIN:]
         best, score = self._best(smooth)
         if score < self._thresholds[best]:
             best, score = self._enrolled(smooth) or (best, score)
@@ -312,13 +321,15 @@ class LearnedSpotter:
         return best, family[action]
 
     def _enrolled(self, smooth: np.ndarray) -> Optional[Tuple[str, float]]:
-        """An enrolled phrase in the grey zone whose takes match the last second: the person's
-        own voice confirms what the network was unsure of (returned as if at its threshold)."""
+        """An enrolled phrase in the grey zone (within the last 0.3 s) whose takes match the last
+        second: the person's own voice confirms what the network was unsure of (returned as if at
+        its threshold)."""
         if self.enrollment is None:
             return None
-        for phrase in sorted(self._index, key=lambda p: -smooth[self._index[p]]):
-            if smooth[self._index[phrase]] < ENROLLED_FLOOR:
-                return None
+        leaning = np.max(self._leaning, axis=0) if self._leaning else smooth
+        for phrase in sorted(self._index, key=lambda p: -leaning[self._index[p]]):
+            if leaning[self._index[phrase]] < self._floors[phrase]:
+                continue
             if self.enrollment.matches(phrase, self.window()):
                 return phrase, self._thresholds[phrase]
         return None
