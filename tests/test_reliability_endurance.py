@@ -76,7 +76,8 @@ def test_500_sessions_in_one_process_grow_nothing(tiny: Path, tmp_path: Path,
         assert result.outcome is Outcome.COMPLETED and result.rounds == 1 and result.unsaved == 0, i
     elapsed = time.monotonic() - t0
     after = resources_now()
-    assert after[1:] == before[1:], f"fds/threads {before[1:]} -> {after[1:]}"
+    # none more: fewer is something of an earlier test's released meanwhile (seen under load 13)
+    assert all(a <= b for a, b in zip(after[1:], before[1:])), f"fds/threads {before[1:]} -> {after[1:]}"
     assert after[0] - before[0] < 8 * 1024, f"RSS grew {after[0] - before[0]} KiB over 450 sessions"
     assert len(History(db).rows()) == 500
     assert {p.name for p in tmp_path.iterdir()} <= {"tiny.yaml", "o.wav", "h.db", "h.db-wal",
@@ -101,7 +102,8 @@ def test_listening_sessions_in_one_process_grow_nothing(tiny: Path, tmp_path: Pa
     for _ in range(8):
         assert listening().outcome is Outcome.COMPLETED
     after = resources_now()
-    assert after[1:] == before[1:], f"fds/threads {before[1:]} -> {after[1:]}"
+    # none more: fewer is something of an earlier test's released meanwhile (seen under load 13)
+    assert all(a <= b for a, b in zip(after[1:], before[1:])), f"fds/threads {before[1:]} -> {after[1:]}"
     assert after[0] - before[0] < 16 * 1024, f"RSS grew {after[0] - before[0]} KiB over 8 sessions"
 
 

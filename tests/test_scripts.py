@@ -4,14 +4,16 @@ Real processes throughout: `--text` sessions run in real time, so they wait like
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import REPO, voicecoach
-from voicecoach.instance import running_pid
+from voicecoach.instance import STOP_SIGNAL, running_pid
 
 SCRIPTS = REPO / "scripts"
 
@@ -86,6 +88,23 @@ def test_cli_stop_is_the_same_as_the_script(user_env):
 def test_stop_with_nothing_running(user_env):
     r = script("stop", env=user_env)
     assert r.returncode == 1 and r.stderr.strip() == "voicecoach: no session is running"
+
+
+def test_a_stop_while_the_session_starts_stops_it(user_env, tmp_path):
+    """`voicecoach stop` the moment the session holds its lock, its speech still rendering into a
+    cold cache: it ends as stopped (exit 4), not killed by the stop signal (seen on a busy
+    machine, where starting takes seconds)."""
+    env = {**user_env, "XDG_CACHE_HOME": str(tmp_path / "cold-cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "voicecoach", "run", "--no-listen", "--speaker-file",
+                             str(tmp_path / "out.wav"), "--db", str(tmp_path / "h.db")], env=env, cwd=REPO,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while (pid := running_pid()) is None:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.005)
+    os.kill(pid, STOP_SIGNAL)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 4, (proc.returncode, out, err)
 
 
 def test_button_press_starts_then_stops(user_env):

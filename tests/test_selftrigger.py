@@ -2,7 +2,7 @@
 
 File-backed sessions with `--echo-db 0`: the microphone hears the speaker at equal level
 (0 dB), as on a speaker with the microphone beside it, plus, in the second test, a person
-(espeak-ng, another voice) saying "pain" mid-hold over the counting. The real spotter runs;
+(a held-out neural voice, tests/data/speech) saying "pain" mid-hold over the counting. The real spotter runs;
 words the coach was saying are discounted (`discounted` lines in the timeline).
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import voicecoach
-from test_pulse_e2e import person_says, short_routine, timeline
+from test_pulse_e2e import PEOPLE, person_says, short_routine, timeline
 from voicecoach.audio import RATE, read_wav, write_wav
 
 
@@ -43,7 +43,7 @@ def test_pain_over_the_counting_stops_with_exit_3(echo_session: Dict[str, object
     work: Path = echo_session["work"]  # type: ignore[assignment]
     said = [e for e in timeline(work / "timeline.jsonl") if e["type"] == "say"]
     three = next(e["at"] for e in said if e["text"] == "three")
-    pain = read_wav(person_says("pain", tmp_path / "pain.wav"))
+    pain = read_wav(person_says(PEOPLE[0], tmp_path / "pain.wav"))
     start = int((three + 0.2) * RATE)       # mid-hold, over the end of the count "three"
     mic = np.zeros(start + len(pain) + RATE, np.int16)
     mic[start:start + len(pain)] = pain
@@ -67,7 +67,7 @@ def test_pain_over_the_coachs_own_pain_stops(echo_db, tmp_path: Path) -> None:
     canceller found the sound was not its echo (+5.3 dB uncoupled, -3.9 dB at 0 dB): the session
     went on (the same word at 10 s stopped it). Only the evidence may discount it."""
     import os
-    pain = read_wav(person_says("pain", tmp_path / "pain.wav"))
+    pain = read_wav(person_says(PEOPLE[0], tmp_path / "pain.wav"))
     voiced = np.flatnonzero(np.abs(pain) > 1000)
     start = int(1.98 * RATE) - int(voiced[-1])
     mic = np.zeros(start + len(pain) + 2 * RATE, np.int16)

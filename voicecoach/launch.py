@@ -136,7 +136,11 @@ def run(person: PersonSettings, devices: DeviceSettings = DeviceSettings(),
     """`voicecoach run`: open the devices the settings name and run one session on them;
     raises RoutineError, DeviceError, AlreadyRunning before it starts."""
     routine = load_routine(person.routine) if person.routine is not None else builtin_routine()
-    with SessionLock(), contextlib.ExitStack() as stack:
+    flag = threading.Event()
+    # the handlers come before the lock that tells `voicecoach stop` our pid: a stop while the
+    # speech renders or the devices open (seconds on a busy Pi) then stops the session at its
+    # first frame, where SIGUSR1's default action would kill the process
+    with stop_on_signals(flag), SessionLock(), contextlib.ExitStack() as stack:
         if devices.text:
             speaker, clips = PacedSilence(), text_clips(routine)
             ears: Optional[Ears] = TypedEars({k.phrase: k.action for k in vocabulary(routine)}) \
@@ -147,7 +151,7 @@ def run(person: PersonSettings, devices: DeviceSettings = DeviceSettings(),
             earcons = {n: earcon(n) for n in EARCONS}
             speaker, ears = _devices(routine, person, devices, stack, wrap)
         lines = out if devices.text else None
-        return _session(routine, clips, earcons, speaker, ears, outputs, stack, lines)
+        return _session(routine, clips, earcons, speaker, ears, outputs, stack, flag, lines)
 
 
 def run_session(routine: Routine, speaker: Speaker, microphone: Optional[Microphone] = None, *,
@@ -160,16 +164,18 @@ def run_session(routine: Routine, speaker: Speaker, microphone: Optional[Microph
     (devices.FileSpeaker, FileMicrophone), which run in lockstep, exactly repeatable.
     Raises AlreadyRunning if a session runs; SIGUSR1, SIGTERM and Ctrl-C stop it like "stop".
     """
-    with SessionLock(), contextlib.ExitStack() as stack:
+    flag = threading.Event()
+    with stop_on_signals(flag), SessionLock(), contextlib.ExitStack() as stack:
         clips = render(routine, person.voice_for(routine), outputs.cache_dir)
         ears = _ears(routine, person, microphone, live, stack) if microphone is not None else None
-        return _session(routine, clips, {n: earcon(n) for n in EARCONS}, speaker, ears, outputs, stack)
+        return _session(routine, clips, {n: earcon(n) for n in EARCONS}, speaker, ears, outputs, stack, flag)
 
 
 def _session(routine: Routine, clips: Dict[str, Clip], earcons: Dict[str, np.ndarray], speaker: Speaker,
              ears: Optional[Ears], outputs: OutputSettings, stack: contextlib.ExitStack,
-             lines: Optional[TextIO] = None) -> Result:
-    """The coach on opened devices, its history and timeline; `lines`: the `--text` cue lines."""
+             stop_flag: threading.Event, lines: Optional[TextIO] = None) -> Result:
+    """The coach on opened devices, its history and timeline; `lines`: the `--text` cue lines;
+    `stop_flag`: set by the signal handlers (`stop_on_signals`)."""
     stack.callback(speaker.close)
     if ears is not None:
         stack.callback(ears.close)
@@ -181,9 +187,8 @@ def _session(routine: Routine, clips: Dict[str, Clip], earcons: Dict[str, np.nda
     audio = ((lambda: {"underruns": speaker.underruns, "priority": audio_priority()})  # type: ignore[attr-defined]
              if hasattr(speaker, "underruns") else None)
     coach = Coach(routine, clips, earcons, speaker, lambda k: count_words(k)[-1], ears, history,
-                  observer=Printer(lines, status, timeline, audio))
-    with stop_on_signals(coach.stop_flag):
-        result = coach.run()
+                  stop_flag=stop_flag, observer=Printer(lines, status, timeline, audio))
+    result = coach.run()
     result.underruns = getattr(speaker, "underruns", 0)
     history.close()  # a last try to save: what is still pending now is lost with the process
     result.unsaved = history.pending
