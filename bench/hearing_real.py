@@ -150,7 +150,7 @@ def trace(audio: np.ndarray) -> dict:
     recent: list = []
     for i in range(0, len(audio) - FRAME + 1, FRAME):
         f = audio[i:i + FRAME]
-        embedded = s._embedder.push(f)
+        embedded = s._embedder.push(s.heard_by_head(f))
         if embedded is not None:
             embs.append(embedded[-1])
         row = s._background.row(f, s._stream.frame(f))

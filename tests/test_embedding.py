@@ -115,3 +115,25 @@ def test_the_head_alone_needs_no_log_mel_nets() -> None:
     scores = [s for i in range(0, len(audio), FRAME) for _, s in spotter.scores(audio[i:i + FRAME])]
     assert scores and spotter._recent == []
     assert np.allclose(scores[-1], spotter._head)
+
+
+@pytest.mark.head
+def test_a_word_repeated_between_digital_silences_is_heard(tmp_path: Path) -> None:
+    """A person's "stop" played again and again into a PulseAudio monitor (exact zeros between,
+    the recording starting mid-word), as `voicecoach doctor`'s test person says it: the head,
+    which never heard digital silence, hears a quiet room there instead. Without that it missed
+    this one in five of these twelve cuts."""
+    from voicecoach.audio import RATE, write_wav
+    word = read_wav(Path(__file__).parent / "data" / "speech" / "stop-person.wav")
+    missed = []
+    for gap in (0.35, 0.5, 0.8):
+        one = np.concatenate([word, np.zeros(int(gap * RATE), np.int16)])
+        for start in (0.0, 0.3, 0.6, 0.9):
+            path = tmp_path / f"{gap}-{start}.wav"
+            write_wav(path, np.concatenate([one] * 4)[int(start * RATE):int(start * RATE) + 3 * RATE])
+            if not any(d.action == "stop" for d in spot_file(path, LearnedSpotter(default_keywords()))):
+                missed.append((gap, start))
+    assert missed == []
+    silence = tmp_path / "silence.wav"
+    write_wav(silence, np.zeros(3 * RATE, np.int16))
+    assert list(spot_file(silence, LearnedSpotter(default_keywords()))) == []
