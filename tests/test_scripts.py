@@ -146,3 +146,19 @@ def test_install_is_idempotent_and_places_the_launcher(user_env):
     assert "install: launcher: up to date" in again.stdout
     assert launcher.stat().st_mtime_ns == stat.st_mtime_ns
     assert f"{REPO}/scripts/stretch" in again.stdout.splitlines()[-2]
+
+
+def test_install_stops_when_the_package_index_does_not_answer(user_env, tmp_path):
+    """pip says "No matching distribution found" for an index it cannot reach as for a package
+    with no build for the machine; install must not take the first for the second (and leave the
+    speech-embedding head out): it stops, one line, exit 75. A real pip against a refused port."""
+    env = {k: v for k, v in user_env.items() if not k.startswith("PIP_")}
+    env.update(HOME=str(tmp_path), VOICECOACH_NO_RENDER="1", VOICECOACH_VENV=str(tmp_path / "venv"),
+               VOICECOACH_PIP_ATTEMPTS="1", PIP_INDEX_URL="http://127.0.0.1:9/simple", PIP_RETRIES="0")
+    r = script("install", env=env, timeout=300)
+    assert r.returncode == 75, (r.stdout, r.stderr)
+    assert "no build for this platform" not in r.stdout
+    assert r.stderr.splitlines() == [
+        "install: looking for onnxruntime: the package index did not answer (tried 1 times: "
+        "[Errno 111] Connection refused). Check the network (or proxy) and run scripts/install again."]
+    assert not (tmp_path / "venv" / ".voicecoach-installed").exists()
