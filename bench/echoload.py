@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (OUT, PYTHON, REPO, Pulse, Recorder, person_says, play, timeline, user_env, voicecoach,  # noqa: E402
                     wait_for_say, workdir, write_routine)
 
-from voicecoach.audio import RATE, onsets, read_wav, write_wav  # noqa: E402
+from voicecoach.audio import RATE, onsets, read_wav, speech_power, write_wav  # noqa: E402
 
 SETUP = "If you feel sharp pain, pins and needles, or numbness in a leg, stop at once."
 """The coach's own safety words in its set-up line, after the opening line's "pain" and "stop"."""
@@ -186,12 +186,9 @@ def summarise(rows: List[dict], hold: int) -> Dict[str, object]:
 
 
 def as_loud(voice: Path, like: Path, out: Path) -> Path:
-    """`voice` scaled to the loudness of `like` (mean power within 20 dB of the peak)."""
-    def power(x: np.ndarray) -> float:
-        x = x.astype(np.float64)
-        return float(np.mean(x[np.abs(x) > 0.1 * np.abs(x).max()] ** 2))
+    """`voice` scaled to the loudness of `like` (`speech_power`)."""
     said = read_wav(voice).astype(np.float64)
-    said *= np.sqrt(power(read_wav(like)) / power(said))
+    said *= np.sqrt(speech_power(read_wav(like)) / speech_power(said))
     write_wav(out, np.clip(said, -32768, 32767).astype(np.int16))
     return out
 

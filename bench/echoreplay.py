@@ -32,7 +32,7 @@ from common import write_routine  # noqa: E402
 from echoload import SETUP  # noqa: E402
 
 from voicecoach import load_routine  # noqa: E402
-from voicecoach.audio import FRAME, FRAME_SECONDS, RATE, read_wav  # noqa: E402
+from voicecoach.audio import FRAME, FRAME_SECONDS, RATE, read_wav, speech_power  # noqa: E402
 from voicecoach.coach import CONTROL_MARGIN, is_own_voice  # noqa: E402
 from voicecoach.hearing.echo import EchoCanceller, mostly_echo, only_echo  # noqa: E402
 from voicecoach.hearing.engines import make_spotter  # noqa: E402
@@ -78,9 +78,7 @@ def add_person(t: dict, three: float, voice: np.ndarray, person_db: float) -> np
     mic = t["mic"].reshape(-1, FRAME).astype(np.float64)
     at = int(np.searchsorted(t["mic_counted"], three + 0.3))
     echo = mic[at - 30:at + 70].ravel()
-    def loud(a: np.ndarray) -> float:
-        return float(np.mean(a[np.abs(a) > 0.1 * np.abs(a).max()] ** 2)) if np.abs(a).max() > 0 else 1.0
-    gain = np.sqrt(loud(echo) * 10 ** (person_db / 10) / loud(voice.astype(np.float64)))
+    gain = np.sqrt(speech_power(echo) * 10 ** (person_db / 10) / speech_power(voice))
     flat = mic.ravel()
     n = min(len(voice), len(flat) - at * FRAME)
     flat[at * FRAME:at * FRAME + n] += gain * voice[:n]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from voicecoach.audio import read_wav
+from voicecoach.audio import read_wav, speech_power
 
 ROOT = Path(__file__).resolve().parents[1]
 VOICES = ("en-us", "en", "en+f3", "en+m3", "en-gb-x-rp", "en-us+f2")
@@ -48,12 +48,6 @@ def bank() -> list:
     return out
 
 
-def _loud(a: np.ndarray) -> float:
-    """Mean power where the signal is within 20 dB of its peak: speech, not the gaps."""
-    peak = np.abs(a).max()
-    return float(np.mean(a[np.abs(a) > 0.1 * peak] ** 2)) if peak > 0 else 1.0
-
-
 def mix(y: np.ndarray, key: str, coach: list, person_db: tuple) -> np.ndarray:
     """`y` with the coach speaking across all of it (lines joined, from a point drawn by `key`),
     the person `person_db` (a range, dB) louder than the coach's speech."""
@@ -67,5 +61,5 @@ def mix(y: np.ndarray, key: str, coach: list, person_db: tuple) -> np.ndarray:
     start = int(rng.integers(0, len(joined) - len(y)))
     across = joined[start:start + len(y)]
     x = y.astype(np.float64)
-    gain = np.sqrt(_loud(x) / max(_loud(across), 1e-9) / 10 ** (rng.uniform(*person_db) / 10))
+    gain = np.sqrt(speech_power(x) / max(speech_power(across), 1e-9) / 10 ** (rng.uniform(*person_db) / 10))
     return np.clip(x + gain * across, -32768, 32767).astype(np.int16)

@@ -21,7 +21,7 @@ from typing import Callable, Dict, List
 import numpy as np
 
 from conftest import DATA, REPO, Pulse, voicecoach
-from voicecoach.audio import RATE, onsets, read_wav, write_wav
+from voicecoach.audio import RATE, onsets, read_wav, speech_power, write_wav
 
 SPACING_TOLERANCE = 0.030
 ROUTINE = """\
@@ -51,12 +51,6 @@ listener was trained on other voices of people and of Kokoro; espeak-ng's roboti
 heard less over the coach's voice than a person's (docs/hearing-data.md)."""
 
 
-def loudness(x: np.ndarray) -> float:
-    """Mean power of the samples within 20 dB of the peak: speech, not its gaps."""
-    x = x.astype(np.float64)
-    return float(np.mean(x[np.abs(x) > 0.1 * np.abs(x).max()] ** 2))
-
-
 def person_says(voice: Path, path: Path) -> Path:
     """A person's words as a 16 kHz WAV, as loud as espeak-ng (the coach's engine) says "pain",
     in a room with a little noise (digital silence around a clean synthetic word is not what a
@@ -64,7 +58,7 @@ def person_says(voice: Path, path: Path) -> Path:
     raw = path.with_suffix(".espeak.wav")
     subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), "pain"], check=True)
     said = read_wav(voice).astype(np.float64)
-    said *= np.sqrt(loudness(read_wav(raw)) / loudness(said))
+    said *= np.sqrt(speech_power(read_wav(raw)) / speech_power(said))
     pad = np.zeros(RATE // 4)
     said = np.concatenate([pad, said, pad])
     noisy = said + np.random.default_rng(0).normal(0, 60, len(said))

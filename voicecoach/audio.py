@@ -177,6 +177,14 @@ def rms_dbfs(samples: np.ndarray) -> float:
     return 20 * np.log10(rms / 32768) if rms > 0 else -120.0
 
 
+def speech_power(samples: np.ndarray) -> float:
+    """Mean power of the samples within 20 dB of the peak: a voice's loudness without its gaps,
+    to make one voice as loud as another (1.0 for digital silence)."""
+    x = samples.astype(np.float64)
+    peak = np.abs(x).max() if len(x) else 0.0
+    return float(np.mean(x[np.abs(x) > 0.1 * peak] ** 2)) if peak > 0 else 1.0
+
+
 def onsets(samples: np.ndarray, threshold_db: float = -40.0, min_silence: float = 0.08,
            rate: int = RATE) -> list:
     """Times (s) where sound starts after at least `min_silence` of quiet, to the sample.
