@@ -85,7 +85,7 @@ def add_person(t: dict, three: float, voice: np.ndarray, person_db: float) -> np
     return np.clip(flat, -32768, 32767).astype(np.int16).reshape(-1, FRAME)
 
 
-def replay(trace: Path, routine, clips: Dict[str, object], model: Optional[Path] = None,
+def replay(trace: Path, routine, clips: Dict[str, object], model: Optional[Model] = None,
            voice: Optional[np.ndarray] = None, person_db: float = -10.0) -> dict:
     t = dict(np.load(trace))
     events = [json.loads(line) for line in trace.with_suffix(".jsonl").read_text().splitlines()
@@ -97,7 +97,7 @@ def replay(trace: Path, routine, clips: Dict[str, object], model: Optional[Path]
         t["mic"], person = add_person(t, three, voice, person_db), True
     player = spoken(events, clips)
     keywords = vocabulary(routine)
-    spotter = LearnedSpotter(keywords, Model.load(model)) if model else make_spotter(keywords, "auto")
+    spotter = LearnedSpotter(keywords, model) if model else make_spotter(keywords, "auto")
     canceller = EchoCanceller()
     played, mic = t["played"].reshape(-1, FRAME), t["mic"].reshape(-1, FRAME)
     order = sorted([(a, 0, i) for i, a in enumerate(t["played_at"])] + [(a, 1, i) for i, a in enumerate(t["mic_at"])])
@@ -144,7 +144,7 @@ def main() -> int:
     model, voices, person_db = None, [], -10.0
     while args[:1] and args[0].startswith("--"):
         if args[0] == "--model":      # another spotter model than the packaged one (bench/choose_blend.py)
-            model = Path(args[1])
+            model = Model.load(Path(args[1]))
         elif args[0] == "--person":   # a file listing WAVs: one is added to each own-voice session in turn
             voices = [read_wav(Path(p)) for p in Path(args[1]).read_text().split()]
         elif args[0] == "--person-db":
