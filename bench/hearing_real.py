@@ -34,7 +34,7 @@ import over_coach  # noqa: E402
 
 from voicecoach.audio import FRAME, RATE, read_wav  # noqa: E402
 from voicecoach.hearing.embedding import STEPS  # noqa: E402
-from voicecoach.hearing.learned import CONTEXT, EVERY, HEAD_SMOOTH, REFRACTORY, SMOOTH, LearnedSpotter, Model, window_vector  # noqa: E402
+from voicecoach.hearing.learned import HEAD_SMOOTH, REFRACTORY, SMOOTH, LearnedSpotter, Model, window_vector  # noqa: E402
 from voicecoach.hearing.words import FLUSH_SECONDS, default_keywords  # noqa: E402
 
 DATA = Path("/var/cache/voicecoach-dev/hearing/data")
@@ -149,15 +149,10 @@ def trace(audio: np.ndarray) -> dict:
     ts, nets, counts, embs = [], [], [], []
     recent: list = []
     for i in range(0, len(audio) - FRAME + 1, FRAME):
-        f = audio[i:i + FRAME]
-        embedded = s._embedder.push(s.heard_by_head(f))
+        embedded, due = s.hear(audio[i:i + FRAME])
         if embedded is not None:
             embs.append(embedded[-1])
-        row = s._background.row(f, s._stream.frame(f))
-        k = s._frames % CONTEXT
-        s._ring[k] = s._ring[k + CONTEXT] = row
-        s._frames += 1
-        if s._frames >= CONTEXT // 2 and s._frames % EVERY == 0:
+        if due:
             probs = s.model.probabilities(window_vector(s.window())[None, :])[0]
             recent = (recent + [probs])[-SMOOTH:]
             ts.append(s._frames * FRAME / RATE)

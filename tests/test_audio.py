@@ -85,3 +85,50 @@ def test_stream_lags_by_its_latency_only():
     out = [len(stream.process(np.zeros(480, np.int16))) for _ in range(100)]
     assert sum(out) == 16000 - round(stream.latency * 16000) and stream.latency < 0.002
     assert set(out[1:]) == {160}   # 10 ms in, 10 ms out: no drift once started
+
+
+def _wav(path, samples: np.ndarray, rate: int, channels: int, width: int) -> None:
+    import wave
+    data = samples.astype("<i4") << 16 if width == 4 else samples.astype("<i2")
+    raw = data.tobytes()
+    if width == 3:               # the top three bytes of each 32-bit sample
+        raw = (samples.astype("<i4") << 16).view(np.uint8).reshape(-1, 4)[:, 1:].tobytes()
+    elif width == 1:
+        raw = ((samples.astype(np.int32) >> 8) + 128).astype(np.uint8).tobytes()
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(width)
+        w.setframerate(rate)
+        w.writeframes(raw)
+
+
+@pytest.mark.parametrize("rate,channels,width", [(16000, 1, 2), (44100, 2, 2), (48000, 1, 3), (8000, 2, 1),
+                                                 (22050, 1, 4)])
+def test_a_wav_streamed_in_blocks_is_the_whole_file_read_at_once(tmp_path, rate, channels, width):
+    """`voicecoach listen --file` hears a file block by block: the same samples as reading it all."""
+    from voicecoach.audio import read_wav, to_mono, wav_blocks
+    rng = np.random.default_rng(rate)
+    samples = (rng.standard_normal(int(rate * 2.37) * channels) * 5000).astype(np.int16)
+    path = tmp_path / "x.wav"
+    _wav(path, samples, rate, channels, width)
+    whole = read_wav(path)
+    assert len(whole) == round(len(samples) // channels * 16000 / rate)
+    assert np.array_equal(np.concatenate(list(wav_blocks(path, seconds=0.3))), whole)
+    if width == 2:               # and what was written comes back (resampled where it must be)
+        assert np.array_equal(whole, resample(to_mono(samples, channels), rate, 16000))
+
+
+def test_a_long_file_is_heard_in_little_memory(tmp_path):
+    """A 2-minute WAV (3.8 MB) goes through the file microphone holding about a second of it."""
+    import tracemalloc
+    from voicecoach.hearing.words import file_frames
+    path = tmp_path / "long.wav"
+    _wav(path, (np.random.default_rng(0).standard_normal(16000 * 120) * 3000).astype(np.int16), 16000, 1, 2)
+    tracemalloc.start()
+    try:
+        frames = sum(1 for _ in file_frames(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert frames == 120 * 100 + 50            # every 10 ms, then the flushing half second
+    assert peak < 500_000, peak

@@ -76,3 +76,21 @@ def test_the_live_spotter_process_says_it_is_missing(no_sphinx: Dict[str, str]) 
         spotter.wait_ready()
     finally:
         spotter.close()
+
+
+def test_debians_old_pocketsphinx_counts_as_missing(user_env: Dict[str, str], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 32-bit Pi's venv sees Debian's packages, and python3-pocketsphinx there is 0.1.15, whose
+    API is not the one voicecoach uses: it must get the one message, not a traceback. Laid out as
+    Debian installs it (a package and its egg-info), first on the path."""
+    site = tmp_path / "dist-packages"
+    (site / "pocketsphinx").mkdir(parents=True)
+    (site / "pocketsphinx" / "__init__.py").write_text("class Decoder:\n    def __init__(self, config=None):\n"
+                                                       "        raise TypeError('0.1 wants a Config')\n")
+    (site / "pocketsphinx-0.1.15.egg-info").mkdir()
+    (site / "pocketsphinx-0.1.15.egg-info" / "PKG-INFO").write_text(
+        "Metadata-Version: 1.1\nName: pocketsphinx\nVersion: 0.1.15\n")
+    path = os.pathsep.join(p for p in (str(site), user_env.get("PYTHONPATH")) if p)
+    monkeypatch.setenv("PYTHONPATH", path)
+    (tmp_path / "cramp.yaml").write_text(CRAMP)
+    missing_message(voicecoach("check", str(tmp_path / "cramp.yaml"), env={**user_env, "PYTHONPATH": path}))

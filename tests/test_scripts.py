@@ -146,6 +146,12 @@ def test_install_is_idempotent_and_places_the_launcher(user_env):
     assert "install: launcher: up to date" in again.stdout
     assert launcher.stat().st_mtime_ns == stat.st_mtime_ns
     assert f"{REPO}/scripts/stretch" in again.stdout.splitlines()[-2]
+    # scripts/test installs too: a second checkout's tests must not point the menu at it
+    launcher.write_text(text.replace(str(REPO), "/home/me/voicecoach"))
+    tested = script("install", env=dict(env, VOICECOACH_NO_LAUNCHER="1"), timeout=600)
+    assert tested.returncode == 0, tested.stderr
+    assert "install: launcher: left as it is" in tested.stdout
+    assert "Exec=/home/me/voicecoach/scripts/stretch" in launcher.read_text()
 
 
 def test_install_stops_when_the_package_index_does_not_answer(user_env, tmp_path):

@@ -10,7 +10,7 @@ import math
 import wave
 from fractions import Fraction
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -140,24 +140,45 @@ def to_mono(samples: np.ndarray, channels: int) -> np.ndarray:
 
 def read_wav(path: PathLike, rate: int = RATE) -> np.ndarray:
     """Read a PCM WAV of any rate, width and channel count as mono int16 at `rate`."""
+    return np.concatenate([np.zeros(0, np.int16), *wav_blocks(path, rate)])
+
+
+def wav_blocks(path: PathLike, rate: int = RATE, seconds: float = 1.0) -> Iterator[np.ndarray]:
+    """A PCM WAV as mono int16 at `rate`, about `seconds` at a time: an hour-long file is heard
+    in a few MB (the blocks, joined, are `read_wav`'s array to the sample)."""
     try:
-        with wave.open(str(path), "rb") as w:
-            channels, width, src_rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
-            raw = w.readframes(w.getnframes())
+        w = wave.open(str(path), "rb")
     except (wave.Error, EOFError) as exc:
         raise AudioFormatError(f"{path}: not a PCM WAV file ({exc})") from exc
+    with w:
+        channels, width, src_rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
+        if width not in (1, 2, 3, 4):
+            raise AudioFormatError(f"{path}: unsupported sample width {width}")
+        stream = Resampler(src_rate, rate) if src_rate != rate else None
+        step = max(int(src_rate * seconds), 1)
+        while True:
+            try:
+                raw = w.readframes(step)
+            except (wave.Error, EOFError) as exc:
+                raise AudioFormatError(f"{path}: not a PCM WAV file ({exc})") from exc
+            if not raw:
+                break
+            mono = to_mono(_pcm(raw, width), channels)
+            yield stream.process(mono) if stream is not None else mono.astype(np.int16, copy=False)
+        if stream is not None:
+            yield stream.flush()
+
+
+def _pcm(raw: bytes, width: int) -> np.ndarray:
+    """Little-endian PCM samples of 1-4 bytes as int16 (the top 16 bits)."""
     if width == 1:
-        data = (np.frombuffer(raw, np.uint8).astype(np.int16) - 128) << 8
-    elif width == 2:
-        data = np.frombuffer(raw, "<i2")
-    elif width == 3:
+        return (np.frombuffer(raw, np.uint8).astype(np.int16) - 128) << 8
+    if width == 2:
+        return np.frombuffer(raw, "<i2")
+    if width == 3:
         b = np.frombuffer(raw, np.uint8).reshape(-1, 3)
-        data = ((b[:, 2].astype(np.int8).astype(np.int32) << 8) | b[:, 1]).astype(np.int16)
-    elif width == 4:
-        data = (np.frombuffer(raw, "<i4") >> 16).astype(np.int16)
-    else:
-        raise AudioFormatError(f"{path}: unsupported sample width {width}")
-    return resample(to_mono(data, channels), src_rate, rate)
+        return ((b[:, 2].astype(np.int8).astype(np.int32) << 8) | b[:, 1]).astype(np.int16)
+    return (np.frombuffer(raw, "<i4") >> 16).astype(np.int16)
 
 
 def write_wav(path: PathLike, samples: np.ndarray, rate: int = RATE) -> None:

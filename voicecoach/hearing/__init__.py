@@ -21,12 +21,15 @@ class EngineMissing(RuntimeError):
 
 
 def sphinx_available() -> bool:
-    """Whether pocketsphinx can be imported (scripts/install leaves it out on 32-bit ARM)."""
+    """Whether pocketsphinx 5 or later can be imported (scripts/install leaves it out on 32-bit
+    ARM, where the venv also sees Debian's python3-pocketsphinx 0.1, whose API is another)."""
+    from importlib.metadata import PackageNotFoundError, version
     try:
+        major = int(version("pocketsphinx").split(".")[0])
         import pocketsphinx  # noqa: F401
-    except (ImportError, OSError):
+    except (ImportError, OSError, PackageNotFoundError, ValueError):
         return False
-    return True
+    return major >= 5
 
 
 def sphinx_missing(words: Iterable[str] = ()) -> EngineMissing:

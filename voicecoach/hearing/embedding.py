@@ -26,6 +26,8 @@ STEPS = 16              # embeddings the head sees (2 s of sound)
 LEAD = 2.0              # seconds of silence a stream starts from, so the head has its 2 s at once
 DITHER = 2.0            # int16 steps of noise: digital silence never reaches the mel model as zeros
 DIMS = 96
+BATCH = 64              # windows per embedding run for a whole clip (a stream runs one at a time:
+                        # 16 at once for its 2 s lead held 14 MB more for the session's life)
 
 
 def available() -> bool:
@@ -43,8 +45,9 @@ def _session(name: str):
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
-    model = resources.files("voicecoach").joinpath(f"data/{name}").read_bytes()
-    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    with resources.as_file(resources.files("voicecoach").joinpath(f"data/{name}")) as path:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 class Embedder:
@@ -107,8 +110,9 @@ class Embedder:
         due = [e for e in range(MEL_ROWS, len(self._rows) + 1) if (len(self._rows) - e) % STRIDE == 0]
         if due:
             windows = np.stack([self._rows[e - MEL_ROWS:e] for e in due])[..., None]
-            vectors = np.concatenate([self._embed.run(None, {"input_1": windows[b:b + 64]})[0].reshape(-1, DIMS)
-                                      for b in range(0, len(windows), 64)])
+            batch = BATCH if keep is None else 1     # a stream's lead one by one: its peak memory
+            vectors = np.concatenate([self._embed.run(None, {"input_1": windows[b:b + batch]})[0].reshape(-1, DIMS)
+                                      for b in range(0, len(windows), batch)])
             self._ring = np.concatenate([self._ring, vectors])
             if keep is not None:
                 self._ring = self._ring[-keep:]

@@ -279,16 +279,12 @@ class LearnedSpotter:
         frames, self._pending = whole_frames(self._pending, frame)
         out: List[Tuple[float, np.ndarray]] = []
         for f in frames:
-            embedded = self._embedder.push(self.heard_by_head(f)) if self._embedder is not None else None
+            embedded, due = self.hear(f)
             if embedded is not None:
                 probs = self.model.head_probabilities(embedded[None])[0]
                 self._head_recent = (self._head_recent + [probs])[-HEAD_SMOOTH:]
                 self._head = np.mean(self._head_recent, axis=0)
-            row = self._background.row(f, self._stream.frame(f))
-            i = self._frames % CONTEXT
-            self._ring[i] = self._ring[i + CONTEXT] = row
-            self._frames += 1
-            if self._frames >= CONTEXT // 2 and self._frames % EVERY == 0:
+            if due:
                 blend = self.model.blend
                 if blend >= 1.0:            # the head alone: the nets' share would be zero
                     score = self._head
@@ -298,6 +294,17 @@ class LearnedSpotter:
                     score = (1 - blend) * np.mean(self._recent, axis=0) + blend * self._head
                 out.append((self._frames * FRAME / RATE, score))
         return out
+
+    def hear(self, frame: np.ndarray) -> Tuple[Optional[np.ndarray], bool]:
+        """One whole frame into both front ends: the head's input window when an embedding is
+        due (else None), and whether an evaluation is due; `window()` then holds the frame.
+        bench/hearing_real.py records what the two give, through this same path."""
+        embedded = self._embedder.push(self.heard_by_head(frame)) if self._embedder is not None else None
+        row = self._background.row(frame, self._stream.frame(frame))
+        i = self._frames % CONTEXT
+        self._ring[i] = self._ring[i + CONTEXT] = row
+        self._frames += 1
+        return embedded, self._frames >= CONTEXT // 2 and self._frames % EVERY == 0
 
     def heard_by_head(self, frame: np.ndarray) -> np.ndarray:
         """The frame, or a quiet room's noise where it is digital silence: the head learned from

@@ -8,7 +8,7 @@ from typing import Dict, Iterator, Protocol, Tuple, Union
 
 import numpy as np
 
-from voicecoach.audio import FRAME, RATE, read_wav
+from voicecoach.audio import FRAME, RATE, wav_blocks
 
 ACTIONS = ("safety", "stop", "pause", "resume", "repeat")
 """What a spoken word can do, in priority order."""
@@ -70,7 +70,14 @@ def default_keywords() -> list[Keyword]:
 def file_frames(path: Union[str, Path]) -> Iterator[np.ndarray]:
     """A WAV (any rate/channels) in 10 ms frames as a microphone gives them, then the silence
     that flushes a word said at its very end."""
-    audio = np.concatenate([read_wav(path), np.zeros(int(FLUSH_SECONDS * RATE), dtype=np.int16)])
+    rest = np.zeros(0, np.int16)
+    for block in wav_blocks(path):
+        audio = np.concatenate([rest, block])
+        whole = len(audio) // FRAME * FRAME
+        for i in range(0, whole, FRAME):
+            yield audio[i:i + FRAME]
+        rest = audio[whole:]
+    audio = np.concatenate([rest, np.zeros(int(FLUSH_SECONDS * RATE), dtype=np.int16)])
     for i in range(0, len(audio), FRAME):
         yield audio[i:i + FRAME]
 
