@@ -141,3 +141,19 @@ def test_bad_keywords_are_refused():
 def test_words_pocketsphinx_cannot_pronounce_are_refused():
     with pytest.raises(ValueError):
         make_spotter([Keyword("flurbixate", "safety")])
+
+
+@pytest.mark.parametrize("bad", ["text", "directory", "missing"])
+def test_listen_to_a_file_it_cannot_read_says_so_in_one_line(tmp_path: Path, bad: str, user_env) -> None:
+    """Exit 2 and one line naming the file, never a traceback; what the good file before it
+    gave is still printed."""
+    from conftest import DATA, voicecoach
+    path = {"text": tmp_path / "notes.wav", "directory": tmp_path, "missing": tmp_path / "gone.wav"}[bad]
+    if bad == "text":
+        path.write_text("not a recording\n")
+    good = DATA / "speech" / "stop-person.wav"
+    r = voicecoach("listen", "--file", str(good), "--file", str(path), env=user_env)
+    assert r.returncode == 2, r.stderr
+    assert '"word": "stop"' in r.stdout
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and "Traceback" not in r.stderr, r.stderr

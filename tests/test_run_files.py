@@ -99,3 +99,15 @@ def test_text_mode_prints_cues_and_takes_typed_words(user_env):
     assert lines[0].split()[1] == "[start]"
     assert "Stop now" in r.stdout or "stop" in r.stdout.lower()
     assert "safety" in r.stdout
+
+
+def test_a_microphone_file_that_is_not_a_wav_is_bad_usage(user_env, tmp_path):
+    """One line naming the file, exit 2, no traceback, and no history written."""
+    notes = tmp_path / "notes.wav"
+    notes.write_text("not a recording\n")
+    r = voicecoach("run", str(THREE_ROUNDS), "--mic-file", str(notes), "--speaker-file", str(tmp_path / "out.wav"),
+                   "--db", str(tmp_path / "h.db"), env=user_env, timeout=120)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(notes) in lines[0] and "not a PCM WAV" in lines[0], r.stderr
+    assert "Traceback" not in r.stderr

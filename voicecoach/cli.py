@@ -147,9 +147,12 @@ def cmd_listen(args: argparse.Namespace) -> int:
         return _fail(str(exc), EXIT_USAGE)
     for path in args.file or []:
         spotter.reset()
-        for d in spot_file(path, spotter):
-            print(json.dumps({"file": path, "word": d.word, "action": d.action, "t": round(d.t, 3)}),
-                  flush=True)
+        try:
+            for d in spot_file(path, spotter):
+                print(json.dumps({"file": path, "word": d.word, "action": d.action, "t": round(d.t, 3)}),
+                      flush=True)
+        except OSError as exc:                      # a file not there: bad usage, as a WAV that is not one
+            return _fail(f"cannot read {path}: {exc.strerror or exc}", EXIT_USAGE)
     if not args.file:
         from voicecoach.launch import listen_live
         return listen_live(spotter, args.mic or cfg.mic, args.seconds)
@@ -381,6 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None, wrap: "Optional[Wrap]" = None) -> int:
     """The command line; `wrap` (no flag) is the tests' seam for device faults (launch.Wrap)."""
+    from voicecoach.audio import AudioFormatError
     from voicecoach.devices import DeviceError
     from voicecoach.hearing import EngineMissing
     from voicecoach.hearing.enroll import EnrollmentError
@@ -396,7 +400,7 @@ def main(argv: Optional[List[str]] = None, wrap: "Optional[Wrap]" = None) -> int
         return EXIT_USAGE
     try:
         return args.func(args)
-    except RoutineError as exc:
+    except (RoutineError, AudioFormatError) as exc:   # a routine or a WAV given that is not one
         return _fail(str(exc), EXIT_USAGE)
     except AlreadyRunning as exc:
         return _fail(str(exc), EXIT_BUSY)
