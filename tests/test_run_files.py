@@ -111,3 +111,19 @@ def test_a_microphone_file_that_is_not_a_wav_is_bad_usage(user_env, tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and str(notes) in lines[0] and "not a PCM WAV" in lines[0], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_speaker_file_that_cannot_be_written_is_one_line(user_env, tmp_path):
+    r = voicecoach("run", str(THREE_ROUNDS), "--mic-file", str(DATA / "speech" / "stop-person.wav"),
+                   "--speaker-file", str(tmp_path / "no-such-dir" / "out.wav"), "--db", str(tmp_path / "h.db"),
+                   env=user_env, timeout=120)
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no-such-dir" in lines[0] and "Traceback" not in r.stderr, r.stderr
+
+
+def test_a_routine_that_is_a_whole_other_file_is_quoted_short(user_env, tmp_path):
+    other = tmp_path / "passwd.yaml"
+    other.write_text("root:x:0:0:root:/root:/bin/bash daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin " * 50)
+    r = voicecoach("check", str(other), env=user_env)
+    assert r.returncode == 2 and len(r.stderr) < 200, r.stderr

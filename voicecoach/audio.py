@@ -183,7 +183,9 @@ def _pcm(raw: bytes, width: int) -> np.ndarray:
 
 def write_wav(path: PathLike, samples: np.ndarray, rate: int = RATE) -> None:
     """Write mono int16 samples as a 16-bit PCM WAV."""
-    with wave.open(str(path), "wb") as w:
+    # the file opened first: a path that cannot be written is one OSError, not also wave's
+    # "Exception ignored ... Wave_write has no attribute _file" from its half-made writer
+    with open(path, "wb") as f, wave.open(f, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)

@@ -17,7 +17,7 @@ from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
 from yaml.nodes import MappingNode, Node
 
 from voicecoach.hearing.words import ACTIONS, DEFAULT_WORDS, Keyword
-from voicecoach.yamlcheck import Invalid, Nodes, at, compose, read_text
+from voicecoach.yamlcheck import Invalid, Nodes, at, compose, describe, read_text
 
 DEFAULT_WARNING = (
     "Stop now. Stand up slowly and put your foot down. "
@@ -197,7 +197,7 @@ def _build(text: str, source: str) -> Routine:
     n = Nodes()
     if not isinstance(root, MappingNode):
         raise at(root, "the routine must be a mapping of keys (name: ..., setup: ...), "
-                       f"got {'a list' if root.id == 'sequence' else repr(str(root.value))}")
+                       f"got {describe(root)}")
     top = n.mapping(root, "the routine", _TOP)
     for required, example in (("name", "name: Morning stretch"), ("setup", "setup: [Stand tall.]")):
         if required not in top:
